@@ -1,0 +1,147 @@
+"""Id validation shared by the embedding layers.
+
+Every backend must give the same answer for the same ids, so all checks are
+written here once: on the host with NumPy when the ids are NumPy/Python data,
+and with `keras.ops` when they are backend tensors.
+"""
+
+import sys
+
+import keras
+import numpy as np
+from keras import ops
+
+# Largest integer n such that every integer in [0, n] is exact in the dtype.
+_FLOAT_EXACT_LIMIT = {
+    "bfloat16": 2**8,
+    "float16": 2**11,
+    "float32": 2**24,
+    "float64": 2**53,
+}
+
+
+def check_float_ids_are_exact(dtype, input_dim, layer_name):
+    """Refuses a floating id dtype that cannot hold every id exactly."""
+    dtype = keras.backend.standardize_dtype(dtype)
+    limit = _FLOAT_EXACT_LIMIT.get(dtype)
+    if limit is None or input_dim - 1 <= limit:
+        return
+    raise ValueError(
+        f"Layer '{layer_name}' received ids of dtype {dtype}, which holds "
+        f"integers exactly only up to {limit}, but input_dim={input_dim} "
+        f"needs ids up to {input_dim - 1}: larger ids would be rounded to a "
+        "different row. Feed integer ids instead, e.g. make the first layer "
+        f"`keras.Input(shape=..., dtype='int32')` rather than passing "
+        "`input_length` (Keras gives the Input it builds for `input_length` "
+        "the float dtype `keras.config.floatx()`)."
+    )
+
+
+def check_id_dtype(dtype, layer_name):
+    """Refuses dtypes that are not integer or floating ids."""
+    dtype = keras.backend.standardize_dtype(dtype)
+    if "int" in dtype or "float" in dtype:
+        return dtype
+    raise TypeError(
+        f"Layer '{layer_name}' expects integer ids (or floats holding whole "
+        f"numbers), but received ids of dtype {dtype}. Convert the ids to "
+        "integers first, e.g. with `keras.layers.StringLookup` for strings."
+    )
+
+
+def host_ids(ids, input_dim, layer_name):
+    """Validates NumPy/Python ids on the host and returns them as int32/int64.
+
+    Host data is checked before any backend sees it: JAX without x64 would
+    otherwise wrap int64 ids beyond int32 into valid rows on conversion.
+    """
+    try:
+        array = np.asarray(ids)
+    except (ValueError, TypeError) as error:
+        raise TypeError(
+            f"Layer '{layer_name}' expects integer ids, but could not read "
+            f"{type(ids).__name__} {ids!r:.80} as an array: {error}"
+        ) from None
+    if array.dtype.kind not in "iuf":
+        check_id_dtype(_numpy_dtype_name(array.dtype), layer_name)
+    if array.dtype.kind == "f":
+        check_float_ids_are_exact(array.dtype.name, input_dim, layer_name)
+    raise_for_invalid_ids(array, input_dim, layer_name)
+    index_dtype = "int32" if input_dim <= np.iinfo(np.int32).max else "int64"
+    return array.astype(index_dtype)
+
+
+def _numpy_dtype_name(dtype):
+    if dtype.kind in "USO":
+        return "string" if dtype.kind in "US" else "object"
+    return dtype.name
+
+
+def valid_id_mask(ids, input_dim):
+    """`keras.ops` mask of ids that name a row: whole numbers in range."""
+    dtype = keras.backend.standardize_dtype(ids.dtype)
+    if "float" in dtype:
+        whole = ops.equal(ops.floor(ids), ids)
+        in_range = ops.logical_and(
+            ops.greater_equal(ids, 0), ops.less(ids, float(input_dim))
+        )
+        return ops.logical_and(whole, in_range)
+    valid = None
+    if not dtype.startswith("uint"):
+        valid = ops.greater_equal(ids, 0)
+    # Comparing with input_dim in a dtype too narrow to hold it would
+    # overflow the constant; every id of such a dtype is below input_dim.
+    if input_dim <= np.iinfo(dtype).max:
+        below = ops.less(ids, ops.convert_to_tensor(input_dim, dtype=dtype))
+        valid = below if valid is None else ops.logical_and(valid, below)
+    if valid is None:
+        valid = ops.ones(ops.shape(ids), dtype="bool")
+    return valid
+
+
+def read_flag(flag):
+    """The Python bool of a scalar tensor, or None while it is being traced.
+
+    Keras has no public "am I traced" flag, so the value is read and a
+    tracer's refusal is the answer. torch.compile would instead split its
+    graph at the read, so there the compiler's own flag is asked: Keras has
+    already imported torch as its backend, nothing is imported here.
+    """
+    if keras.backend.backend() == "torch":
+        torch = sys.modules["torch"]
+        if torch.compiler.is_compiling() or flag.device.type == "meta":
+            return None
+    try:
+        return bool(ops.convert_to_numpy(flag))
+    except (NotImplementedError, TypeError):
+        # tf.function graphs raise NotImplementedError, JAX tracers a
+        # TypeError subclass: both mean the values do not exist yet.
+        return None
+
+
+def raise_for_invalid_ids(ids, input_dim, layer_name):
+    """Raises ValueError naming the first bad id; NumPy ids only."""
+    ids = np.asarray(ids)
+    if ids.dtype.kind == "f":
+        with np.errstate(invalid="ignore"):
+            bad = ~((ids == np.floor(ids)) & (ids >= 0) & (ids < input_dim))
+    else:
+        bad = ids < 0
+        if input_dim <= np.iinfo(ids.dtype).max:
+            bad |= ids >= input_dim
+    if not bad.any():
+        return
+    position = tuple(int(i) for i in np.argwhere(bad)[0])
+    value = ids[position]
+    count = int(bad.sum())
+    if ids.dtype.kind == "f" and np.isfinite(value) and value == int(value):
+        shown = int(value)
+    else:
+        shown = value.item()
+    raise ValueError(
+        f"Layer '{layer_name}' received an invalid id {shown!r} at position "
+        f"{position} ({count} invalid id{'s' if count > 1 else ''} in all). "
+        f"Ids must be whole numbers in [0, input_dim) = [0, {input_dim}). "
+        f"Set input_dim to the largest id + 1 (with mask_zero=True, id 0 is "
+        "the padding id, so real ids start at 1), or fix the ids."
+    )

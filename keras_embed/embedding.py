@@ -1,0 +1,315 @@
+import warnings
+
+import keras
+import numpy as np
+from keras import constraints
+from keras import initializers
+from keras import ops
+from keras import regularizers
+
+from keras_embed import _ids
+
+
+@keras.saving.register_keras_serializable(package="keras_embed")
+class Embedding(keras.layers.Layer):
+    """Turns non-negative integer ids into dense vectors of fixed size.
+
+    A drop-in for the classic `tf.keras.layers.Embedding`, written only
+    against `keras.ops` so that one implementation gives the same outputs,
+    masks, errors and saved files on TensorFlow, JAX and PyTorch. For valid
+    ids the output is bit-identical to `keras.layers.Embedding` with the same
+    weights.
+
+    Ids are checked on every call. When the ids hold real values (eager
+    calls, including `fit`/`predict` run eagerly), an id that is negative,
+    `>= input_dim`, not a whole number or NaN raises `ValueError` naming the
+    id, its position and the fix; non-numeric ids raise `TypeError`. Inside a
+    traced or compiled function (`tf.function`, `jax.jit`, `torch.compile`,
+    and so `fit`/`evaluate`/`predict` on TensorFlow and JAX, or on torch with
+    `jit_compile=True`), where no backend can raise on a value, a bad id
+    looks up a zero vector and sends no gradient to any row.
+
+    Floating ids are accepted when they hold whole numbers and their dtype
+    represents every id below `input_dim` exactly (float32 up to 2**24,
+    float16 up to 2**11); otherwise the layer refuses them when the model is
+    built, because rounding would silently pick another row. Ids never pass
+    through the compute dtype.
+
+    Args:
+        input_dim: Size of the vocabulary: the largest id + 1. A positive
+            integer.
+        output_dim: Size of each embedding vector. A positive integer.
+        embeddings_initializer: Initializer for the `embeddings` matrix.
+        embeddings_regularizer: Regularizer applied to the `embeddings`
+            matrix; its loss appears in `model.losses`.
+        activity_regularizer: Regularizer applied to the output; adds a loss
+            on every call.
+        embeddings_constraint: Constraint applied to the `embeddings` matrix
+            after every optimizer step.
+        mask_zero: Whether id 0 is a padding value to be masked out. If True,
+            `compute_mask` returns `ids != 0` for layers downstream, and
+            `input_dim` must count id 0 (vocabulary size + 1).
+        input_length: Length of input sequences, as in `tf.keras`: an integer
+            or a tuple with one positive integer or None per non-batch axis.
+            As the first layer of a `Sequential` model it creates the model's
+            input, so `model.output_shape` is known before any data is seen.
+            That input has dtype `keras.config.floatx()`; see above for the
+            vocabulary sizes it can carry.
+        weights: Optional initial `(input_dim, output_dim)` matrix (an array
+            or a one-element list of one). Used once when the layer is built;
+            never part of `get_config()`.
+        **kwargs: Base layer arguments such as `name`, `dtype` and
+            `trainable`.
+
+    Call arguments:
+        inputs: Integer ids of any shape and integer dtype, floats holding
+            whole numbers, a TensorFlow `RaggedTensor` (the output is ragged),
+            or a `SparseTensor` / JAX `BCOO` (densified first: missing
+            entries are id 0, as `keras.layers.Embedding` treats them).
+
+    Input shape:
+        Any shape `(d1, ..., dn)`; 2D `(batch_size, input_length)` is usual.
+
+    Output shape:
+        `(d1, ..., dn, output_dim)`.
+
+    Example:
+
+    >>> model = keras.Sequential()
+    >>> model.add(Embedding(1000, 64, input_length=10))
+    >>> model.output_shape
+    (None, 10, 64)
+    >>> model.compile("rmsprop", "mse")
+    >>> ids = np.random.randint(1000, size=(32, 10))
+    >>> model.predict(ids, verbose=0).shape
+    (32, 10, 64)
+    """
+
+    def __init__(
+        self,
+        input_dim,
+        output_dim,
+        embeddings_initializer="uniform",
+        embeddings_regularizer=None,
+        activity_regularizer=None,
+        embeddings_constraint=None,
+        mask_zero=False,
+        input_length=None,
+        *,
+        weights=None,
+        **kwargs,
+    ):
+        input_dim = _positive_int(input_dim, "input_dim")
+        output_dim = _positive_int(output_dim, "output_dim")
+        input_length = _input_length(input_length)
+        weights = _initial_weights(weights, input_dim, output_dim)
+        if input_length is not None and "input_shape" not in kwargs:
+            kwargs["input_shape"] = input_length
+        with warnings.catch_warnings():
+            # `input_length` is this layer's documented API, not a misuse of
+            # the base layer's `input_shape` argument.
+            warnings.filterwarnings("ignore", "Do not pass an `input_shape`")
+            super().__init__(
+                activity_regularizer=activity_regularizer, **kwargs
+            )
+        self.input_dim = input_dim
+        self.output_dim = output_dim
+        self.embeddings_initializer = initializers.get(embeddings_initializer)
+        self.embeddings_regularizer = regularizers.get(embeddings_regularizer)
+        self.embeddings_constraint = constraints.get(embeddings_constraint)
+        self.mask_zero = mask_zero
+        self.input_length = input_length
+        self.supports_masking = mask_zero
+        self.autocast = False
+        self._initial_weights = weights
+        self._index_dtype = (
+            "int32" if input_dim <= np.iinfo(np.int32).max else "int64"
+        )
+
+    def build(self, input_shape=None):
+        if self.built:
+            return
+        self.embeddings = self.add_weight(
+            shape=(self.input_dim, self.output_dim),
+            initializer=self.embeddings_initializer,
+            name="embeddings",
+            regularizer=self.embeddings_regularizer,
+            constraint=self.embeddings_constraint,
+            trainable=True,
+        )
+        self.built = True
+        if self._initial_weights is not None:
+            self.embeddings.assign(self._initial_weights)
+            self._initial_weights = None
+
+    def __call__(self, inputs, *args, **kwargs):
+        # NumPy and Python ids are checked before Keras converts them: JAX
+        # without x64 would wrap int64 ids beyond int32 into valid rows.
+        if _is_host_data(inputs):
+            inputs = _ids.host_ids(inputs, self.input_dim, self.name)
+        return super().__call__(inputs, *args, **kwargs)
+
+    def call(self, inputs):
+        if hasattr(inputs, "flat_values") and hasattr(
+            inputs, "with_flat_values"
+        ):
+            # A RaggedTensor: look up its flat values, keep its row splits.
+            return inputs.with_flat_values(self._lookup(inputs.flat_values))
+        return self._lookup(ops.convert_to_tensor(inputs, sparse=False))
+
+    def _lookup(self, ids):
+        dtype = _ids.check_id_dtype(ids.dtype, self.name)
+        if "float" in dtype:
+            _ids.check_float_ids_are_exact(dtype, self.input_dim, self.name)
+        valid = _ids.valid_id_mask(ids, self.input_dim)
+        all_valid = _ids.read_flag(ops.all(valid))
+        if all_valid is None:
+            outputs = self._masked_lookup(ids, valid)
+        elif all_valid:
+            outputs = ops.take(
+                self.embeddings, ops.cast(ids, self._index_dtype), axis=0
+            )
+        else:
+            _ids.raise_for_invalid_ids(
+                ops.convert_to_numpy(ids), self.input_dim, self.name
+            )
+        return ops.cast(outputs, self.compute_dtype)
+
+    def _masked_lookup(self, ids, valid):
+        # Traced code cannot raise on a value, so a bad id reads row 0 and
+        # its vector is replaced by zeros; `where` sends row 0 no gradient.
+        safe_ids = ops.cast(ops.where(valid, ids, 0), self._index_dtype)
+        outputs = ops.take(self.embeddings, safe_ids, axis=0)
+        return ops.where(ops.expand_dims(valid, -1), outputs, 0)
+
+    def compute_mask(self, inputs, mask=None):
+        if not self.mask_zero:
+            return None
+        return ops.not_equal(inputs, 0)
+
+    def compute_output_shape(self, input_shape):
+        input_shape = tuple(input_shape)
+        if self.input_length is None:
+            return input_shape + (self.output_dim,)
+        axes = input_shape[1:]
+        if len(axes) != len(self.input_length):
+            raise ValueError(
+                f"Layer '{self.name}' has input_length={self.input_length} "
+                f"({len(self.input_length)} non-batch axes), but received "
+                f"input shape {input_shape} with {len(axes)}. Pass an "
+                "input_length with one entry per non-batch axis."
+            )
+        lengths = []
+        for expected, actual in zip(self.input_length, axes, strict=True):
+            if None not in (expected, actual) and expected != actual:
+                raise ValueError(
+                    f"Layer '{self.name}' has input_length="
+                    f"{self.input_length}, but received input shape "
+                    f"{input_shape}. Make the input's non-batch axes match "
+                    "input_length, or set input_length=None."
+                )
+            lengths.append(actual if expected is None else expected)
+        return (input_shape[0], *lengths, self.output_dim)
+
+    def compute_output_spec(self, inputs):
+        dtype = _ids.check_id_dtype(inputs.dtype, self.name)
+        if "float" in dtype:
+            _ids.check_float_ids_are_exact(dtype, self.input_dim, self.name)
+        return keras.KerasTensor(
+            self.compute_output_shape(inputs.shape),
+            dtype=self.compute_dtype,
+            ragged=getattr(inputs, "ragged", False),
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "input_dim": self.input_dim,
+                "output_dim": self.output_dim,
+                "embeddings_initializer": initializers.serialize(
+                    self.embeddings_initializer
+                ),
+                "embeddings_regularizer": regularizers.serialize(
+                    self.embeddings_regularizer
+                ),
+                "activity_regularizer": regularizers.serialize(
+                    self.activity_regularizer
+                ),
+                "embeddings_constraint": constraints.serialize(
+                    self.embeddings_constraint
+                ),
+                "mask_zero": self.mask_zero,
+                "input_length": self.input_length,
+            }
+        )
+        return config
+
+
+def _positive_int(value, name):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+        value, (int, np.integer)
+    ):
+        raise ValueError(
+            f"`{name}` must be a positive integer, but received {value!r} "
+            f"of type {type(value).__name__}. Pass a Python or NumPy int, "
+            f"e.g. {name}=1000."
+        )
+    if value <= 0:
+        raise ValueError(
+            f"`{name}` must be a positive integer, but received {value!r}. "
+            f"Pass a value of at least 1."
+        )
+    return int(value)
+
+
+def _input_length(value):
+    """Normalises `input_length` to None or a tuple of positive ints/None."""
+    if value is None:
+        return None
+    entries = value if isinstance(value, (list, tuple)) else (value,)
+    if not entries:
+        raise ValueError(
+            "`input_length` must be None, a positive integer or a non-empty "
+            "tuple of positive integers or None, but received an empty "
+            f"{type(value).__name__}."
+        )
+    normalised = []
+    for entry in entries:
+        if entry is None:
+            normalised.append(None)
+            continue
+        try:
+            normalised.append(_positive_int(entry, "input_length"))
+        except ValueError:
+            raise ValueError(
+                "`input_length` must be None, a positive integer or a tuple "
+                "whose entries are positive integers or None (one per "
+                f"non-batch axis), but received {value!r}."
+            ) from None
+    return tuple(normalised)
+
+
+def _initial_weights(weights, input_dim, output_dim):
+    if weights is None:
+        return None
+    if isinstance(weights, (list, tuple)):
+        if len(weights) != 1:
+            raise ValueError(
+                "`weights` must be one (input_dim, output_dim) matrix or a "
+                f"one-element list of one, but received a list of "
+                f"{len(weights)} arrays."
+            )
+        weights = weights[0]
+    weights = np.asarray(ops.convert_to_numpy(weights))
+    if weights.shape != (input_dim, output_dim):
+        raise ValueError(
+            f"`weights` must have shape (input_dim, output_dim) = "
+            f"({input_dim}, {output_dim}), but received shape "
+            f"{weights.shape}. Pass a matrix with one row per id."
+        )
+    return weights
+
+
+def _is_host_data(value):
+    return isinstance(value, (np.ndarray, np.generic, list, tuple, int, float))

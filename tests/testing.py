@@ -1,0 +1,90 @@
+"""A small `run_layer_test`-style check built only on public Keras API."""
+
+import os
+import tempfile
+
+import keras
+import numpy as np
+
+
+def backend():
+    return keras.backend.backend()
+
+
+def to_numpy(x):
+    return keras.ops.convert_to_numpy(x)
+
+
+def save_and_load(model):
+    """Round-trips `model` through a `.keras` file, without custom_objects."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "model.keras")
+        model.save(path)
+        return keras.saving.load_model(path)
+
+
+def run_layer_test(
+    layer_cls,
+    init_kwargs,
+    input_data,
+    expected_output_shape,
+    expected_num_trainable_weights=1,
+    expected_num_losses=0,
+    supports_masking=False,
+):
+    """Checks config, serialization, build, symbolic/eager call, fit, mixed
+    precision and `.keras` round trip of one layer configuration."""
+    input_data = np.asarray(input_data)
+    layer = layer_cls(**init_kwargs)
+
+    config = layer.get_config()
+    clone = layer_cls.from_config(config)
+    assert clone.get_config() == config, "config round trip changed config"
+    revived = keras.saving.deserialize_keras_object(
+        keras.saving.serialize_keras_object(layer)
+    )
+    assert type(revived) is layer_cls
+    assert revived.get_config() == config, "serialization changed config"
+    assert layer.supports_masking == supports_masking
+
+    layer.build(input_data.shape)
+    assert len(layer.trainable_weights) == expected_num_trainable_weights
+    assert len(layer.non_trainable_weights) == 0
+
+    symbolic_in = keras.Input(
+        batch_shape=input_data.shape, dtype=str(input_data.dtype)
+    )
+    symbolic_out = layer_cls(**init_kwargs)(symbolic_in)
+    assert tuple(symbolic_out.shape) == tuple(expected_output_shape)
+
+    eager_out = layer(input_data)
+    assert tuple(eager_out.shape) == tuple(expected_output_shape)
+    assert keras.backend.standardize_dtype(eager_out.dtype) == "float32"
+    assert len(layer.losses) == expected_num_losses
+
+    model = keras.Sequential(
+        [
+            keras.Input(
+                batch_shape=input_data.shape, dtype=str(input_data.dtype)
+            ),
+            layer_cls(**init_kwargs),
+        ]
+    )
+    model.compile(optimizer=keras.optimizers.SGD(1.0), loss="mse")
+    before = to_numpy(model.layers[-1].embeddings).copy()
+    model.fit(input_data, np.ones(expected_output_shape), verbose=0)
+    after = to_numpy(model.layers[-1].embeddings)
+    used_rows = np.unique(input_data)
+    assert not np.allclose(before[used_rows], after[used_rows]), (
+        "one fit step did not train the rows of the ids it saw"
+    )
+
+    reloaded = save_and_load(model)
+    np.testing.assert_array_equal(
+        to_numpy(reloaded(input_data)), to_numpy(model(input_data))
+    )
+
+    mixed = layer_cls(**init_kwargs, dtype="mixed_float16")
+    mixed_out = mixed(input_data)
+    assert keras.backend.standardize_dtype(mixed_out.dtype) == "float16"
+    assert keras.backend.standardize_dtype(mixed.embeddings.dtype) == "float32"
