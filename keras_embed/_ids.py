@@ -42,6 +42,10 @@ def check_id_dtype(dtype, layer_name):
     dtype = keras.backend.standardize_dtype(dtype)
     if "int" in dtype or "float" in dtype:
         return dtype
+    raise_not_ids(dtype, layer_name)
+
+
+def raise_not_ids(dtype, layer_name):
     raise TypeError(
         f"Layer '{layer_name}' expects integer ids (or floats holding whole "
         f"numbers), but received ids of dtype {dtype}. Convert the ids to "
@@ -63,7 +67,7 @@ def host_ids(ids, input_dim, layer_name):
             f"{type(ids).__name__} {ids!r:.80} as an array: {error}"
         ) from None
     if array.dtype.kind not in "iuf":
-        check_id_dtype(_numpy_dtype_name(array.dtype), layer_name)
+        raise_not_ids(_numpy_dtype_name(array.dtype), layer_name)
     if array.dtype.kind == "f":
         check_float_ids_are_exact(array.dtype.name, input_dim, layer_name)
     raise_for_invalid_ids(array, input_dim, layer_name)
@@ -80,6 +84,11 @@ def _numpy_dtype_name(dtype):
 def valid_id_mask(ids, input_dim):
     """`keras.ops` mask of ids that name a row: whole numbers in range."""
     dtype = keras.backend.standardize_dtype(ids.dtype)
+    if dtype == "uint64":
+        # Keras promotes uint64 to uint32 in comparisons, which would wrap
+        # huge ids into range; float64 keeps order and every id < 2**53.
+        ids = ops.cast(ids, "float64")
+        dtype = "float64"
     if "float" in dtype:
         whole = ops.equal(ops.floor(ids), ids)
         in_range = ops.logical_and(
