@@ -1,0 +1,24 @@
+"""On JAX and PyTorch, importing keras_embed must not import TensorFlow.
+
+tox installs only the backend's own library, so TensorFlow is not even
+installed in those environments; this script shows both facts.
+"""
+
+import importlib.util
+import sys
+
+import keras
+
+import keras_embed  # noqa: F401
+
+backend = keras.backend.backend()
+loaded = "tensorflow" in sys.modules
+installed = importlib.util.find_spec("tensorflow") is not None
+print(
+    f"[{backend}] keras_embed imported; tensorflow loaded={loaded}, "
+    f"installed={installed}"
+)
+if backend != "tensorflow" and loaded:
+    print("FAIL: importing keras_embed loaded TensorFlow")
+    sys.exit(1)
+sys.exit(0)
