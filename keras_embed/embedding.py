@@ -126,6 +126,14 @@ class Embedding(keras.layers.Layer):
             "int32" if input_dim <= np.iinfo(np.int32).max else "int64"
         )
 
+    @classmethod
+    def from_config(cls, config):
+        # Keras re-raises constructor errors as TypeError; a bad dimension in
+        # a saved config is the same ValueError as in the constructor.
+        _positive_int(config.get("input_dim"), "input_dim")
+        _positive_int(config.get("output_dim"), "output_dim")
+        return super().from_config(config)
+
     def build(self, input_shape=None):
         if self.built:
             return
