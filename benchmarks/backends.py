@@ -127,22 +127,27 @@ def modes():
 def compile_pure(fn, weights, cheap=False, xla=False):
     """Compiles `fn(weights, ids)`; returns a callable of `ids` alone."""
     backend = name()
+    if backend == "jax":
+        import jax
+
+        jitted = jax.jit(fn)
+        return lambda ids: jitted(weights, ids)
+
+    # TensorFlow and torch capture the weights (a variable) by closure, as
+    # a layer's call does.
+    def call(ids):
+        return fn(weights, ids)
+
     if backend == "tensorflow":
         import tensorflow as tf
 
-        compiled = tf.function(fn, jit_compile=xla)
-    elif backend == "jax":
-        import jax
-
-        compiled = jax.jit(fn)
-    elif cheap:
+        return tf.function(call, jit_compile=xla)
+    if cheap:
         # Dynamo alone takes 10+ s to start: too slow for the test suite.
-        compiled = fn
-    else:
-        import torch
+        return call
+    import torch
 
-        compiled = torch.compile(fn, dynamic=False)
-    return lambda ids: compiled(weights, ids)
+    return torch.compile(call, dynamic=False)
 
 
 def compile_layer(layer, cheap=False, xla=False):
@@ -160,5 +165,7 @@ def compile_layer(layer, cheap=False, xla=False):
 
 
 def weights_of(variable):
-    """The backend value behind a Keras variable, for the native lookup."""
-    return variable.value
+    """What a `keras.ops` function is handed as the weights: the Keras
+    variable itself, as a layer uses it, except under jax.jit, which takes
+    arrays as arguments."""
+    return variable.value if name() == "jax" else variable

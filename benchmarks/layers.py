@@ -38,12 +38,6 @@ def build(impl, weights):
     return layer
 
 
-def build_all(vocab, dim):
-    """Every layer of LAYER_CLASSES, all holding the same weights."""
-    weights = weight_matrix(vocab, dim)
-    return {impl: build(impl, weights) for impl in LAYER_CLASSES}
-
-
 def random_ids(vocab, shape, seed=1):
     rng = np.random.default_rng(seed)
     return rng.integers(0, vocab, size=shape, dtype="int32")
