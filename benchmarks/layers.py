@@ -5,6 +5,7 @@ import numpy as np
 from keras import ops
 
 import keras_embed
+from keras_embed import _ids
 
 
 def weight_matrix(vocab, dim, seed=0):
@@ -22,10 +23,57 @@ class UncheckedEmbedding(keras_embed.Embedding):
         return ops.cast(outputs, self.compute_dtype)
 
 
+class AlternativeEmbedding(keras_embed.Embedding):
+    """keras_embed.Embedding with the two `keras.ops` formulations this
+    benchmark proposes (integer ids only; others take the shipped path).
+
+    Eager: the ids are checked by two reductions, `min >= 0 and max <
+    input_dim`, still one bool read on the host, instead of an elementwise
+    mask (two compares, an `and`) reduced by `all`.
+    Traced: `cond(all(valid), take, masked take)`, so that with valid ids
+    the output is written once, without the `where` over the output. Not
+    on torch: torch.compile re-traces Keras' `cond` on every call.
+    """
+
+    def _lookup(self, ids):
+        dtype = keras.backend.standardize_dtype(ids.dtype)
+        if "int" not in dtype or dtype.startswith("uint"):
+            return super()._lookup(ids)
+        in_range = ops.logical_and(
+            ops.greater_equal(ops.min(ids), 0),
+            ops.less(ops.max(ids), self.input_dim),
+        )
+        all_valid = _ids.read_flag(in_range)
+        if all_valid is None:
+            outputs = self._traced_lookup(ids)
+        elif all_valid:
+            outputs = self._take(ids)
+        else:
+            _ids.raise_for_invalid_ids(
+                ops.convert_to_numpy(ids), self.input_dim, self.name
+            )
+        return ops.cast(outputs, self.compute_dtype)
+
+    def _take(self, ids):
+        ids = ops.cast(ids, self._index_dtype)
+        return ops.take(self.embeddings, ids, axis=0)
+
+    def _traced_lookup(self, ids):
+        valid = _ids.valid_id_mask(ids, self.input_dim)
+        if keras.backend.backend() == "torch":
+            return self._masked_lookup(ids, valid)
+        return ops.cond(
+            ops.all(valid),
+            lambda: self._take(ids),
+            lambda: self._masked_lookup(ids, valid),
+        )
+
+
 LAYER_CLASSES = {
     "keras_embed": keras_embed.Embedding,
     "keras": keras.layers.Embedding,
     "keras_embed_unchecked": UncheckedEmbedding,
+    "keras_embed_alternative": AlternativeEmbedding,
 }
 
 

@@ -97,9 +97,18 @@ def training_ratios(rows):
                 "vs_keras_of_mins": _ratio(
                     impls["keras"], impls["keras_embed"], "min_s"
                 ),
+                "alternative_vs_keras": _optional_ratio(
+                    impls, "keras", "keras_embed_alternative"
+                ),
             }
         )
     return found
+
+
+def _optional_ratio(impls, reference, candidate):
+    if reference not in impls or candidate not in impls:
+        return None
+    return _ratio(impls[reference], impls[candidate])
 
 
 def vocab_scaling(rows):

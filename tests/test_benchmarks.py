@@ -19,9 +19,8 @@ FORWARD_IMPLS = {
     "keras",
     "keras_embed_unchecked",
     "native",
+    "keras_embed_alternative",
     "bare_take",
-    "alt_minmax_flag",
-    "alt_cond_masked",
     "numpy_copy",
 }
 
@@ -40,10 +39,7 @@ def test_results_name_backend_versions_and_machine(results):
 
 def test_forward_rows_cover_every_candidate_in_both_modes(results):
     seen = {(row["mode"], row["impl"]) for row in results["forward"]}
-    expected = FORWARD_IMPLS
-    if keras.backend.backend() == "torch":
-        expected = expected - {"alt_cond_masked"}
-    assert {impl for _, impl in seen} == expected
+    assert {impl for _, impl in seen} == FORWARD_IMPLS
     assert {"eager", "compiled"} <= {mode for mode, _ in seen}
     for row in results["forward"]:
         assert row["min_s"] <= row["median_s"] <= row["max_s"]
@@ -54,6 +50,7 @@ def test_training_and_memory_rows_are_complete(results):
     assert {row["impl"] for row in results["training"]} == {
         "keras_embed",
         "keras",
+        "keras_embed_alternative",
     }
     assert all(row["repeats"] >= 1 for row in results["training"])
     assert {row["section"] for row in results["memory"]} == {
