@@ -33,7 +33,11 @@ def render(all_results, plot_name=None, findings_text=None):
         {**results, "summary": derive.summarize(results)}
         for results in all_results
     ]
-    parts = [_header(all_results), _targets(all_results)]
+    parts = [
+        _header(all_results),
+        _targets(all_results),
+        _summary_table(all_results),
+    ]
     if plot_name:
         parts.append(f"![speed ratios]({plot_name})\n")
     for results in all_results:
@@ -134,6 +138,82 @@ def _targets(all_results):
             + " |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _summary_table(all_results):
+    """Geometric means over the grid of the speed ratios, per backend."""
+    backends = [r["backend"] for r in all_results]
+    lines = [
+        "## Summary (geometric means over the grid)",
+        "",
+        "Speed ratios (higher = keras_embed faster; 1.0 = parity). "
+        "*alternative* is `layers.AlternativeEmbedding`, the proposed "
+        "formulation (see below).",
+        "",
+        "| ratio | mode | " + " | ".join(backends) + " |",
+        "| --- | --- | " + " | ".join("---" for _ in backends) + " |",
+    ]
+    modes = []
+    for results in all_results:
+        for row in results["forward"]:
+            if row["mode"] not in modes:
+                modes.append(row["mode"])
+    rows = [
+        ("keras_embed vs native", "keras_embed", "vs_native"),
+        ("keras_embed vs keras.layers.Embedding", "keras_embed", "vs_keras"),
+        ("keras.layers.Embedding vs native", "keras", "vs_native"),
+        ("alternative vs native", "keras_embed_alternative", "vs_native"),
+    ]
+    for label, impl, field in rows:
+        for mode in modes:
+            cells = [
+                _mean_ratio(results, impl, field, mode)
+                for results in all_results
+            ]
+            lines.append(f"| {label} | {mode} | " + " | ".join(cells) + " |")
+    for mode in modes:
+        cells = [_alternative_gain(results, mode) for results in all_results]
+        lines.append(
+            f"| alternative vs keras_embed | {mode} | "
+            + " | ".join(cells)
+            + " |"
+        )
+    train = [_train_cell(results) for results in all_results]
+    lines.append(
+        "| training step, keras_embed vs keras | fit | "
+        + " | ".join(train)
+        + " |"
+    )
+    return "\n".join(lines) + "\n"
+
+
+def _mean_ratio(results, impl, field, mode):
+    picked = [
+        r[field]
+        for r in results["summary"]["forward_ratios"]
+        if r["impl"] == impl and r["mode"] == mode
+    ]
+    return f"{summary.geometric_mean(picked):.2f}" if picked else "-"
+
+
+def _alternative_gain(results, mode):
+    ratios = results["summary"]["forward_ratios"]
+    ours = {
+        (r["vocab"], r["dim"], tuple(r["ids_shape"])): r["vs_native"]
+        for r in ratios
+        if r["impl"] == "keras_embed" and r["mode"] == mode
+    }
+    gains = [
+        r["vs_native"] / ours[r["vocab"], r["dim"], tuple(r["ids_shape"])]
+        for r in ratios
+        if r["impl"] == "keras_embed_alternative" and r["mode"] == mode
+    ]
+    return f"{summary.geometric_mean(gains):.2f}" if gains else "-"
+
+
+def _train_cell(results):
+    picked = [r["vs_keras"] for r in results["summary"]["training_ratios"]]
+    return f"{summary.geometric_mean(picked):.2f}" if picked else "-"
 
 
 def _target_cell(t):
