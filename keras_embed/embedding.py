@@ -8,6 +8,9 @@ from keras import ops
 from keras import regularizers
 
 from keras_embed import _ids
+from keras_embed import _norm
+from keras_embed import _padding
+from keras_embed import _reverse
 
 
 @keras.saving.register_keras_serializable(package="keras_embed")
@@ -57,7 +60,33 @@ class Embedding(keras.layers.Layer):
             vocabulary sizes it can carry.
         weights: Optional initial `(input_dim, output_dim)` matrix (an array
             or a one-element list of one). Used once when the layer is built;
-            never part of `get_config()`.
+            never part of `get_config()`. See also `Embedding.from_pretrained`.
+        padding_id: Optional id of a padding row, as torch's `padding_idx`
+            (negative values count from the end). The row is zeros when the
+            layer is built (also over `weights`), looks up as zeros, gets no
+            gradient, and is reset to zeros after every optimizer step (it
+            rides on the variable's constraint, after
+            `embeddings_constraint`), so no optimizer, weight decay or
+            regularizer moves it. Independent of `mask_zero`; combine them
+            as `padding_id=0, mask_zero=True`.
+        max_norm: Optional positive number. Each looked-up vector whose
+            `norm_type`-norm exceeds it is scaled down to norm `max_norm`.
+            As in `tf.nn.embedding_lookup`, only the output is clipped: the
+            stored table is never changed (torch instead renormalises the
+            stored rows in place). The gradient is that of the clipping
+            `v * max_norm / ||v||`, the norm included.
+        norm_type: The p of the p-norm for `max_norm`, a number >= 1.
+        tie_weights: For `reverse=True` calls: if True (default), project
+            with the transposed `embeddings` (tied input and output
+            embeddings); if False, the layer owns a separate trainable
+            `reverse_embeddings` matrix of shape `(output_dim, input_dim)`,
+            initialised with `embeddings_initializer`.
+        reverse_dtype: Dtype of the reverse projection and of its logits:
+            the hidden states and the kernel are cast to it before the
+            matmul. None means the layer's compute dtype; pass "float32"
+            for float32 logits under mixed precision.
+        logit_soft_cap: Optional positive number `c`: reverse calls return
+            `c * tanh(logits / c)`.
         **kwargs: Base layer arguments such as `name`, `dtype` and
             `trainable`.
 
@@ -66,6 +95,11 @@ class Embedding(keras.layers.Layer):
             whole numbers, a TensorFlow `RaggedTensor` (the output is ragged),
             or a `SparseTensor` / JAX `BCOO` (densified first: missing
             entries are id 0, as `keras.layers.Embedding` treats them).
+            With `reverse=True`: float hidden states `(..., output_dim)`.
+        reverse: If True, return logits `inputs @ embeddings.T` of shape
+            `(..., input_dim)` (see `tie_weights`, `reverse_dtype`,
+            `logit_soft_cap`) instead of looking ids up. With
+            `mask_zero=True` the logits carry the hidden states' mask.
 
     Input shape:
         Any shape `(d1, ..., dn)`; 2D `(batch_size, input_length)` is usual.
@@ -97,12 +131,22 @@ class Embedding(keras.layers.Layer):
         input_length=None,
         *,
         weights=None,
+        padding_id=None,
+        max_norm=None,
+        norm_type=2.0,
+        tie_weights=True,
+        reverse_dtype=None,
+        logit_soft_cap=None,
         **kwargs,
     ):
         input_dim = _positive_int(input_dim, "input_dim")
         output_dim = _positive_int(output_dim, "output_dim")
         input_length = _input_length(input_length)
         weights = _initial_weights(weights, input_dim, output_dim)
+        padding_id = _padding.normalize_padding_id(padding_id, input_dim)
+        max_norm, norm_type = _norm.check_max_norm(max_norm, norm_type)
+        reverse_dtype = _reverse.check_reverse_dtype(reverse_dtype)
+        logit_soft_cap = _reverse.check_logit_soft_cap(logit_soft_cap)
         if input_length is not None and "input_shape" not in kwargs:
             kwargs["input_shape"] = input_length
         with warnings.catch_warnings():
@@ -122,6 +166,13 @@ class Embedding(keras.layers.Layer):
         self.supports_masking = mask_zero
         self.autocast = False
         self._initial_weights = weights
+        self.padding_id = padding_id
+        self.max_norm = max_norm
+        self.norm_type = norm_type
+        self.tie_weights = bool(tie_weights)
+        self.reverse_dtype = reverse_dtype
+        self.logit_soft_cap = logit_soft_cap
+        self._reverse_call = False
         self._index_dtype = (
             "int32" if input_dim <= np.iinfo(np.int32).max else "int64"
         )
@@ -134,30 +185,80 @@ class Embedding(keras.layers.Layer):
         _positive_int(config.get("output_dim"), "output_dim")
         return super().from_config(config)
 
+    @classmethod
+    def from_pretrained(cls, matrix, freeze=True, **kwargs):
+        """Creates the layer from an `(input_dim, output_dim)` matrix.
+
+        Like `torch.nn.Embedding.from_pretrained`: the matrix becomes the
+        `embeddings` weight (never part of the config), and `freeze=True`
+        makes the layer non-trainable. `kwargs` are any other constructor
+        arguments, e.g. `padding_id=0, mask_zero=True`.
+        """
+        for name in ("input_dim", "output_dim", "weights", "trainable"):
+            if name in kwargs:
+                raise ValueError(
+                    f"`from_pretrained` sets `{name}` from `matrix` and "
+                    f"`freeze`; do not pass `{name}`."
+                )
+        matrix = np.asarray(ops.convert_to_numpy(matrix))
+        if matrix.ndim != 2:
+            raise ValueError(
+                "`from_pretrained` expects an (input_dim, output_dim) matrix, "
+                f"but received shape {matrix.shape}."
+            )
+        return cls(
+            *matrix.shape, weights=matrix, trainable=not freeze, **kwargs
+        )
+
     def build(self, input_shape=None):
         if self.built:
             return
+        constraint = self.embeddings_constraint
+        if self.padding_id is not None:
+            constraint = _padding.PaddingRowConstraint(
+                self.padding_id, constraint
+            )
         self.embeddings = self.add_weight(
             shape=(self.input_dim, self.output_dim),
             initializer=self.embeddings_initializer,
             name="embeddings",
             regularizer=self.embeddings_regularizer,
-            constraint=self.embeddings_constraint,
+            constraint=constraint,
             trainable=True,
         )
+        if not self.tie_weights:
+            self.reverse_embeddings = self.add_weight(
+                shape=(self.output_dim, self.input_dim),
+                initializer=self.embeddings_initializer,
+                name="reverse_embeddings",
+                trainable=True,
+            )
         self.built = True
         if self._initial_weights is not None:
             self.embeddings.assign(self._initial_weights)
             self._initial_weights = None
+        if self.padding_id is not None:
+            self.embeddings.assign(
+                _padding.zero_row(self.embeddings, self.padding_id)
+            )
 
-    def __call__(self, inputs, *args, **kwargs):
+    def __call__(self, inputs, *args, reverse=False, **kwargs):
         # NumPy and Python ids are checked before Keras converts them: JAX
         # without x64 would wrap int64 ids beyond int32 into valid rows.
-        if _is_host_data(inputs):
+        if not reverse and _is_host_data(inputs):
             inputs = _ids.host_ids(inputs, self.input_dim, self.name)
-        return super().__call__(inputs, *args, **kwargs)
+        if not reverse:
+            return super().__call__(inputs, *args, **kwargs)
+        # Keras asks compute_mask without the call's arguments.
+        self._reverse_call = True
+        try:
+            return super().__call__(inputs, *args, reverse=True, **kwargs)
+        finally:
+            self._reverse_call = False
 
-    def call(self, inputs):
+    def call(self, inputs, reverse=False):
+        if reverse:
+            return self._reverse(inputs)
         if hasattr(inputs, "flat_values") and hasattr(
             inputs, "with_flat_values"
         ):
@@ -171,16 +272,18 @@ class Embedding(keras.layers.Layer):
             _ids.check_float_ids_are_exact(dtype, self.input_dim, self.name)
         valid = _ids.valid_id_mask(ids, self.input_dim)
         all_valid = _ids.read_flag(ops.all(valid))
-        if all_valid is None:
-            outputs = self._masked_lookup(ids, valid)
-        elif all_valid:
-            outputs = ops.take(
-                self.embeddings, ops.cast(ids, self._index_dtype), axis=0
-            )
-        else:
+        if all_valid is False:
             _ids.raise_for_invalid_ids(
                 ops.convert_to_numpy(ids), self.input_dim, self.name
             )
+        if all_valid is None or self.padding_id is not None:
+            keep = _padding.keep_mask(ids, valid, self.padding_id)
+            outputs = self._masked_lookup(ids, keep)
+        else:
+            outputs = ops.take(
+                self.embeddings, ops.cast(ids, self._index_dtype), axis=0
+            )
+        outputs = _norm.clip_by_norm(outputs, self.max_norm, self.norm_type)
         return ops.cast(outputs, self.compute_dtype)
 
     def _masked_lookup(self, ids, valid):
@@ -190,13 +293,34 @@ class Embedding(keras.layers.Layer):
         outputs = ops.take(self.embeddings, safe_ids, axis=0)
         return ops.where(ops.expand_dims(valid, -1), outputs, 0)
 
+    def _reverse(self, hidden):
+        _reverse.check_hidden_shape(hidden.shape, self.output_dim, self.name)
+        if self.tie_weights:
+            table = _padding.without_padding_row(
+                self.embeddings, self.padding_id
+            )
+            kernel = ops.transpose(table)
+        else:
+            kernel = self.reverse_embeddings
+        return _reverse.logits(
+            hidden, kernel, self._reverse_dtype(), self.logit_soft_cap
+        )
+
+    def _reverse_dtype(self):
+        return self.reverse_dtype or self.compute_dtype
+
     def compute_mask(self, inputs, mask=None):
+        if self._reverse_call:
+            return mask
         if not self.mask_zero:
             return None
         return ops.not_equal(inputs, 0)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape, reverse=False):
         input_shape = tuple(input_shape)
+        if reverse:
+            _reverse.check_hidden_shape(input_shape, self.output_dim, self.name)
+            return input_shape[:-1] + (self.input_dim,)
         if self.input_length is None:
             return input_shape + (self.output_dim,)
         axes = input_shape[1:]
@@ -219,7 +343,12 @@ class Embedding(keras.layers.Layer):
             lengths.append(actual if expected is None else expected)
         return (input_shape[0], *lengths, self.output_dim)
 
-    def compute_output_spec(self, inputs):
+    def compute_output_spec(self, inputs, reverse=False):
+        if reverse:
+            return keras.KerasTensor(
+                self.compute_output_shape(inputs.shape, reverse=True),
+                dtype=self._reverse_dtype(),
+            )
         dtype = _ids.check_id_dtype(inputs.dtype, self.name)
         if "float" in dtype:
             _ids.check_float_ids_are_exact(dtype, self.input_dim, self.name)
@@ -249,6 +378,12 @@ class Embedding(keras.layers.Layer):
                 ),
                 "mask_zero": self.mask_zero,
                 "input_length": self.input_length,
+                "padding_id": self.padding_id,
+                "max_norm": self.max_norm,
+                "norm_type": self.norm_type,
+                "tie_weights": self.tie_weights,
+                "reverse_dtype": self.reverse_dtype,
+                "logit_soft_cap": self.logit_soft_cap,
             }
         )
         return config
