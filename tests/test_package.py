@@ -47,11 +47,17 @@ def test_keras_backend_is_the_one_tox_set():
 
 
 def test_public_api():
-    assert keras_embed.__all__ == ["Embedding"]
-    assert (
-        keras.saving.get_registered_name(keras_embed.Embedding)
-        == "keras_embed>Embedding"
-    )
+    assert keras_embed.__all__ == [
+        "Embedding",
+        "EmbeddingBag",
+        "PretrainedVectors",
+        "load_word_vectors",
+    ]
+    for layer in (keras_embed.Embedding, keras_embed.EmbeddingBag):
+        assert (
+            keras.saving.get_registered_name(layer)
+            == f"keras_embed>{layer.__name__}"
+        )
 
 
 def test_importing_keras_embed_does_not_import_tensorflow():
