@@ -21,6 +21,7 @@ FIXTURE_NAMES = (
     "functional_masked_lstm",
     "mixed_bfloat16_weights",
     "sequential_2d_input_length",
+    "feature_arguments",
 )
 # Pure lookups must come back bit for bit; models with LSTM/Dense math may
 # differ in the last bits between backends.
