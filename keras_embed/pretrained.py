@@ -165,7 +165,8 @@ def _vocabulary_list(vocabulary):
             )
     if not words:
         raise ValueError("`vocabulary` is empty; pass at least one word.")
-    return words
+    # StringLookup returns NumPy strings; plain str keeps reprs readable.
+    return [str(word) for word in words]
 
 
 def _fill_matrix(words, vectors, dim, missing, seed):

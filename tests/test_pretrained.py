@@ -84,6 +84,7 @@ def test_vocabulary_from_a_lookup_layer(tmp_path):
         lookup = keras.layers.StringLookup(vocabulary=["the", "zebra"])
         vectors = load_word_vectors(write(tmp_path, GLOVE), lookup)
         assert vectors.vocabulary == ("[UNK]", "the", "zebra")
+        assert all(type(word) is str for word in vectors.vocabulary)
         assert vectors.padding_id is None
 
 
