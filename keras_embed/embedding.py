@@ -243,18 +243,18 @@ class Embedding(keras.layers.Layer):
             )
 
     def __call__(self, inputs, *args, reverse=False, **kwargs):
+        if reverse:
+            # Keras asks compute_mask without the call's arguments.
+            self._reverse_call = True
+            try:
+                return super().__call__(inputs, *args, reverse=True, **kwargs)
+            finally:
+                self._reverse_call = False
         # NumPy and Python ids are checked before Keras converts them: JAX
         # without x64 would wrap int64 ids beyond int32 into valid rows.
-        if not reverse and _is_host_data(inputs):
+        if _is_host_data(inputs):
             inputs = _ids.host_ids(inputs, self.input_dim, self.name)
-        if not reverse:
-            return super().__call__(inputs, *args, **kwargs)
-        # Keras asks compute_mask without the call's arguments.
-        self._reverse_call = True
-        try:
-            return super().__call__(inputs, *args, reverse=True, **kwargs)
-        finally:
-            self._reverse_call = False
+        return super().__call__(inputs, *args, **kwargs)
 
     def call(self, inputs, reverse=False):
         if reverse:
