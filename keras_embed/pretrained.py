@@ -201,32 +201,26 @@ class _VectorFileReader:
         self._dim_source = None
 
     def _open(self):
+        # Binary lines, decoded one at a time, so a decoding error names
+        # its line exactly.
         if self.path.endswith(".gz"):
-            return gzip.open(self.path, "rt", encoding=self.encoding)
-        return open(self.path, encoding=self.encoding)
+            return gzip.open(self.path, "rb")
+        return open(self.path, "rb")
 
     def lines(self):
         header_count = None
         vector_lines = 0
         with self._open() as file:
-            line_number = 0
-            try:
-                for line_number, line in enumerate(file, start=1):
-                    fields = line.rstrip("\r\n ").split(" ")
-                    if fields == [""]:
+            for line_number, line in enumerate(file, start=1):
+                fields = self._decode(line, line_number).split(" ")
+                if fields == [""]:
+                    continue
+                if self.file_format is None:
+                    header_count = self._first_line(fields, line_number)
+                    if header_count is not None:
                         continue
-                    if self.file_format is None:
-                        header_count = self._first_line(fields, line_number)
-                        if header_count is not None:
-                            continue
-                    vector_lines += 1
-                    yield self._split(fields, line_number)
-            except UnicodeDecodeError as error:
-                raise ValueError(
-                    f"{self.path}, line {line_number + 1}: the bytes are not "
-                    f"valid {self.encoding} ({error.reason}). Pass the "
-                    "file's encoding, e.g. encoding='latin-1'."
-                ) from None
+                vector_lines += 1
+                yield self._split(fields, line_number)
         if self.file_format is None:
             raise ValueError(f"{self.path} holds no vectors: it is empty.")
         if header_count is not None and header_count != vector_lines:
@@ -235,6 +229,16 @@ class _VectorFileReader:
                 f"vectors, but the file holds {vector_lines}. The file is "
                 "probably truncated; download it again."
             )
+
+    def _decode(self, line, line_number):
+        try:
+            return line.decode(self.encoding).rstrip("\r\n ")
+        except UnicodeDecodeError as error:
+            raise ValueError(
+                f"{self.path}, line {line_number}: the bytes are not valid "
+                f"{self.encoding} ({error.reason}). Pass the file's "
+                "encoding, e.g. encoding='latin-1'."
+            ) from None
 
     def _first_line(self, fields, line_number):
         """Reads the header if there is one; sets dim and file_format."""

@@ -118,6 +118,15 @@ def test_malformed_files_raise_with_line_numbers(tmp_path, text, kwargs, match):
     assert "vectors.txt" in str(error.value) or "vocabulary" in str(error.value)
 
 
+def test_undecodable_bytes_name_the_encoding(tmp_path):
+    path = tmp_path / "vectors.txt"
+    path.write_bytes(b"the 1 2 3\ncaf\xe9 1 2 3\n")
+    with pytest.raises(ValueError, match="line 2: .*not valid utf-8"):
+        load_word_vectors(path, ["the"])
+    vectors = load_word_vectors(path, ["café"], encoding="latin-1")
+    assert vectors.found == 1
+
+
 def test_bad_arguments_raise(tmp_path):
     path = write(tmp_path, GLOVE)
     with pytest.raises(ValueError, match="missing"):
