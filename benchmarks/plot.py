@@ -31,13 +31,14 @@ def draw(all_results, results_dir):
         ratios = summary.forward_ratios(results["forward"])
         for col, mode in enumerate(modes):
             _panel(axes[row][col], results, ratios, mode)
-    axes[0][0].legend(loc="upper left", fontsize=7)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8)
     fig.suptitle(
-        "Forward lookup speed ratios (1.0 = parity, higher = faster); "
-        "shared CPU, ratios only",
+        "Forward lookup speed ratios (1.0 = parity, higher = faster; dashed: "
+        "target); shared CPU, ratios only",
         fontsize=10,
     )
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
     path = os.path.join(results_dir, PNG)
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -69,6 +70,10 @@ def _panel(ax, results, ratios, mode):
         positions = [x + (i - 1) * width for x in range(len(labels))]
         ax.bar(positions, values, width, label=name)
     ax.axhline(1.0, color="black", linewidth=0.8)
+    target = 0.9 if mode == "eager" else 0.95
+    ax.axhline(
+        target, color="gray", linewidth=0.8, linestyle="--", label="target"
+    )
     ax.set_xticks(range(len(labels)))
     ax.set_xticklabels(
         [_short(c) for c in labels], rotation=60, ha="right", fontsize=6
