@@ -108,8 +108,8 @@ def valid_id_mask(ids, input_dim):
     return valid
 
 
-def read_flag(flag):
-    """The Python bool of a scalar tensor, or None while it is being traced.
+def concrete_value(x):
+    """`x` as a NumPy array, or None while it is being traced.
 
     Keras has no public "am I traced" flag, so the value is read and a
     tracer's refusal is the answer. torch.compile would instead split its
@@ -118,10 +118,10 @@ def read_flag(flag):
     """
     if keras.backend.backend() == "torch":
         torch = sys.modules["torch"]
-        if torch.compiler.is_compiling() or flag.device.type == "meta":
+        if torch.compiler.is_compiling() or x.device.type == "meta":
             return None
     try:
-        return bool(ops.convert_to_numpy(flag))
+        return ops.convert_to_numpy(x)
     except (NotImplementedError, TypeError):
         # tf.function graphs raise NotImplementedError, JAX tracers a
         # TypeError subclass: both mean the values do not exist yet.

@@ -63,14 +63,20 @@ class PaddingRowConstraint(keras.constraints.Constraint):
 
 
 def keep_mask(ids, valid, padding_id):
-    """`valid`, with the positions holding `padding_id` switched off."""
+    """`valid` (None: every id) with the positions of `padding_id` off.
+
+    Returns None when every position is to be looked up.
+    """
     if padding_id is None:
         return valid
     dtype = keras.backend.standardize_dtype(ids.dtype)
     if "int" in dtype and padding_id > np.iinfo(dtype).max:
         return valid
     padding = ops.convert_to_tensor(padding_id, dtype=ids.dtype)
-    return ops.logical_and(valid, ops.not_equal(ids, padding))
+    not_padding = ops.not_equal(ids, padding)
+    if valid is None:
+        return not_padding
+    return ops.logical_and(valid, not_padding)
 
 
 def without_padding_row(table, padding_id):
