@@ -1,0 +1,353 @@
+"""Step time and peak memory of row-sparse training vs keras.layers.Embedding.
+
+Model: ids (1024 x 10) -> embedding (dim 64) -> GlobalAveragePooling1D ->
+Dense(1), mse, `train_on_batch`. For each backend, one process times every
+configuration on the same inputs (median ms/step after warm-up steps):
+
+* `keras.layers.Embedding` + the model optimizer (Adam or SGD) on everything;
+* `keras_embed.Embedding(sparse_optimizer=...)`: the table trained row-wise
+  (Adam -> LazyAdam, SGD -> SGD), the Dense layer by the same Keras
+  optimizer;
+
+at vocabulary 10k and 1M. Peak memory: one child process per configuration
+reports `resource.getrusage(RUSAGE_SELF).ru_maxrss` before the first step
+(model and optimizer state built) and after the timed steps; their
+difference is what the training steps allocate beyond the weights.
+
+Run from the repository root:
+
+    python benchmarks/row_sparse_scaling.py            # all backends
+    python benchmarks/row_sparse_scaling.py --backends jax --steps 10
+
+Each backend runs under its own interpreter: `--python-<backend>` (default:
+/work/venvs/{tf,jax,torch}/bin/python, else the current interpreter).
+Writes benchmarks/results/row_sparse_scaling.{md,json}.
+"""
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+BATCH, LENGTH, DIM = 1024, 10, 64
+VOCABS = (10_000, 1_000_000)
+OPTIMIZERS = ("adam", "sgd")
+LAYERS = ("keras", "row_sparse")
+VENVS = {"tensorflow": "tf", "jax": "jax", "torch": "torch"}
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+
+def build(layer_kind, vocab, optimizer_name):
+    import keras
+
+    import keras_embed
+
+    def make_optimizer():
+        if optimizer_name == "adam":
+            return keras.optimizers.Adam(1e-3)
+        return keras.optimizers.SGD(0.1)
+
+    if layer_kind == "keras":
+        embedding = keras.layers.Embedding(vocab, DIM)
+    else:
+        embedding = keras_embed.Embedding(
+            vocab,
+            DIM,
+            sparse_optimizer=make_optimizer(),
+            max_ids_per_step=BATCH * LENGTH,
+        )
+    inputs = keras.Input((LENGTH,), dtype="int32")
+    pooled = keras.layers.GlobalAveragePooling1D()(embedding(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(1)(pooled))
+    model.compile(make_optimizer(), "mse")
+    model.optimizer.build(model.trainable_variables)
+    return model
+
+
+def batches(vocab, count=8, seed=0):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    return [
+        (
+            rng.integers(0, vocab, size=(BATCH, LENGTH)).astype("int32"),
+            rng.normal(size=(BATCH, 1)).astype("float32"),
+        )
+        for _ in range(count)
+    ]
+
+
+def time_steps(model, data, warmup, steps):
+    for i in range(warmup):
+        model.train_on_batch(*data[i % len(data)])
+    times = []
+    for i in range(steps):
+        start = time.perf_counter()
+        model.train_on_batch(*data[i % len(data)])  # returns host floats
+        times.append((time.perf_counter() - start) * 1e3)
+    return times
+
+
+def child_timing(args):
+    """All configurations of one backend, in this one process."""
+    import keras
+
+    results = []
+    for vocab in VOCABS:
+        data = batches(vocab)
+        for optimizer in OPTIMIZERS:
+            for layer in LAYERS:
+                model = build(layer, vocab, optimizer)
+                times = time_steps(model, data, args.warmup, args.steps)
+                results.append(
+                    {
+                        "layer": layer,
+                        "vocab": vocab,
+                        "optimizer": optimizer,
+                        "median_ms": statistics.median(times),
+                        "min_ms": min(times),
+                        "steps": len(times),
+                    }
+                )
+                print(json.dumps(results[-1]), file=sys.stderr, flush=True)
+                del model
+                keras.utils.clear_session()
+    print(json.dumps(results))
+
+
+def _max_rss_mib():
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / (1024 * 1024 if sys.platform == "darwin" else 1024)
+
+
+def child_memory(args):
+    """Peak RSS of one configuration, in a process of its own."""
+    model = build(args.layer, args.vocab, args.optimizer)
+    state_mib = sum(
+        v.numpy().nbytes if hasattr(v, "numpy") else 0 for v in model.weights
+    )
+    state_mib += sum(
+        v.numpy().nbytes for v in model.optimizer.variables if hasattr(v, "numpy")
+    )
+    data = batches(args.vocab, count=2)
+    before = _max_rss_mib()
+    time_steps(model, data, warmup=0, steps=args.memory_steps)
+    after = _max_rss_mib()
+    print(
+        json.dumps(
+            {
+                "layer": args.layer,
+                "vocab": args.vocab,
+                "optimizer": args.optimizer,
+                "state_mib": state_mib / 2**20,
+                "peak_rss_before_steps_mib": before,
+                "peak_rss_after_steps_mib": after,
+                "step_growth_mib": after - before,
+            }
+        )
+    )
+
+
+def run_child(backend, python, extra):
+    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
+    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    command = [python, os.path.abspath(__file__), "--child", *extra]
+    done = subprocess.run(
+        command, env=env, capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{backend} child failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def interpreter(backend, args):
+    explicit = getattr(args, f"python_{backend}")
+    if explicit:
+        return explicit
+    venv = f"/work/venvs/{VENVS[backend]}/bin/python"
+    return venv if os.path.exists(venv) else sys.executable
+
+
+def machine():
+    import numpy as np  # noqa: F401  (the report says what ran it)
+
+    return {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "cpu": _cpu_name(),
+    }
+
+
+def _cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def versions(python, backend):
+    code = (
+        "import keras, importlib; "
+        f"m = importlib.import_module({_module(backend)!r}); "
+        "print(keras.__version__, m.__version__)"
+    )
+    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
+    out = subprocess.run(
+        [python, "-c", code], env=env, capture_output=True, text=True
+    ).stdout.split()
+    return {"keras": out[0], backend: out[1]} if len(out) == 2 else {}
+
+
+def _module(backend):
+    return {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}[backend]
+
+
+def report(results):
+    lines = [
+        "# Row-sparse training: step time and memory vs vocabulary",
+        "",
+        "Generated by `benchmarks/row_sparse_scaling.py`. Model: ids "
+        f"({BATCH} x {LENGTH}) -> embedding (dim {DIM}) -> "
+        "GlobalAveragePooling1D -> Dense(1), mse, `train_on_batch`. "
+        "`keras`: `keras.layers.Embedding`, the model optimizer updates the "
+        "whole table. `row_sparse`: `keras_embed.Embedding(sparse_optimizer="
+        "<same Keras optimizer>, max_ids_per_step=10240)` (Adam -> LazyAdam "
+        "on the touched rows), the Dense layer trained by the model's "
+        "optimizer. Median ms/step over "
+        f"{results['steps']} steps after {results['warmup']} warm-up steps, "
+        "each backend in one process.",
+        "",
+        f"Machine: {results['machine']['cpu']}, "
+        f"{results['machine']['cpu_count']} CPUs visible, "
+        f"{results['machine']['platform']}, Python "
+        f"{results['machine']['python']}. The machine is shared with other "
+        "jobs; medians are reported.",
+        "",
+        "## Step time (median ms/step)",
+        "",
+        "| backend | optimizer | layer | 10k | 1M | 1M / 10k | "
+        "speed-up at 1M vs keras |",
+        "|---|---|---|---:|---:|---:|---:|",
+    ]
+    for backend, entry in results["backends"].items():
+        rows = {
+            (r["layer"], r["optimizer"], r["vocab"]): r["median_ms"]
+            for r in entry.get("timing", [])
+        }
+        for optimizer in OPTIMIZERS:
+            for layer in LAYERS:
+                small = rows.get((layer, optimizer, VOCABS[0]))
+                large = rows.get((layer, optimizer, VOCABS[1]))
+                if small is None or large is None:
+                    continue
+                dense_large = rows[("keras", optimizer, VOCABS[1])]
+                speedup = (
+                    f"{dense_large / large:.1f}x"
+                    if layer == "row_sparse"
+                    else ""
+                )
+                lines.append(
+                    f"| {backend} | {optimizer} | {layer} | {small:.1f} | "
+                    f"{large:.1f} | {large / small:.2f} | {speedup} |"
+                )
+    lines += [
+        "",
+        "## Peak memory at vocabulary 1M (MiB, `ru_maxrss`, one process "
+        "per row)",
+        "",
+        "`state`: weights + optimizer variables. `before`: peak RSS once the "
+        "model and optimizer state are built; `after`: peak RSS after "
+        "the training steps; `growth` = after - before, what the steps "
+        f"allocate at their peak (a dense {VOCABS[1]:,} x {DIM} float32 "
+        f"gradient is {VOCABS[1] * DIM * 4 / 2**20:.0f} MiB).",
+        "",
+        "| backend | optimizer | layer | state | before | after | growth |",
+        "|---|---|---|---:|---:|---:|---:|",
+    ]
+    for backend, entry in results["backends"].items():
+        for r in entry.get("memory", []):
+            lines.append(
+                f"| {backend} | {r['optimizer']} | {r['layer']} | "
+                f"{r['state_mib']:.0f} | {r['peak_rss_before_steps_mib']:.0f}"
+                f" | {r['peak_rss_after_steps_mib']:.0f} | "
+                f"{r['step_growth_mib']:.0f} |"
+            )
+    lines += ["", "## Versions", ""]
+    for backend, entry in results["backends"].items():
+        lines.append(f"- {backend}: {entry.get('versions')}")
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--backends", default="tensorflow,jax,torch")
+    parser.add_argument("--steps", type=int, default=15)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--memory-steps", type=int, default=3)
+    parser.add_argument("--out", default=os.path.join(HERE, "results"))
+    for backend in VENVS:
+        parser.add_argument(f"--python-{backend}", default=None)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--memory", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--layer", help=argparse.SUPPRESS)
+    parser.add_argument("--vocab", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--optimizer", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        return child_memory(args) if args.memory else child_timing(args)
+
+    results = {
+        "machine": machine(),
+        "steps": args.steps,
+        "warmup": args.warmup,
+        "backends": {},
+    }
+    common = [f"--steps={args.steps}", f"--warmup={args.warmup}"]
+    for backend in args.backends.split(","):
+        python = interpreter(backend, args)
+        entry = {"versions": versions(python, backend)}
+        print(f"[{backend}] timing ...", flush=True)
+        entry["timing"] = run_child(backend, python, common)
+        entry["memory"] = []
+        for optimizer in OPTIMIZERS:
+            for layer in LAYERS:
+                print(f"[{backend}] memory {layer} {optimizer}", flush=True)
+                entry["memory"].append(
+                    run_child(
+                        backend,
+                        python,
+                        [
+                            "--memory",
+                            f"--layer={layer}",
+                            f"--vocab={VOCABS[1]}",
+                            f"--optimizer={optimizer}",
+                            f"--memory-steps={args.memory_steps}",
+                        ],
+                    )
+                )
+        results["backends"][backend] = entry
+        _write(args.out, results)
+    print(report(results))
+
+
+def _write(out, results):
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "row_sparse_scaling.json"), "w") as f:
+        json.dump(results, f, indent=2)
+    with open(os.path.join(out, "row_sparse_scaling.md"), "w") as f:
+        f.write(report(results))
+
+
+if __name__ == "__main__":
+    main()
