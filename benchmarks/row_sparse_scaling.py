@@ -129,11 +129,11 @@ def _max_rss_mib():
 def child_memory(args):
     """Peak RSS of one configuration, in a process of its own."""
     model = build(args.layer, args.vocab, args.optimizer)
+    import numpy as np
+
+    variables = list(model.weights) + list(model.optimizer.variables)
     state_mib = sum(
-        v.numpy().nbytes if hasattr(v, "numpy") else 0 for v in model.weights
-    )
-    state_mib += sum(
-        v.numpy().nbytes for v in model.optimizer.variables if hasattr(v, "numpy")
+        int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in variables
     )
     data = batches(args.vocab, count=2)
     before = _max_rss_mib()
@@ -154,8 +154,25 @@ def child_memory(args):
     )
 
 
-def run_child(backend, python, extra):
+def thread_env(threads):
+    """Pins every backend's CPU thread pools (the machine is shared: with
+    more threads than free cores, spin-waiting pools slow down 5x)."""
+    if not threads:
+        return {}
+    n = str(threads)
+    return {
+        "OMP_NUM_THREADS": n,
+        "MKL_NUM_THREADS": n,
+        "TF_NUM_INTRAOP_THREADS": n,
+        "TF_NUM_INTEROP_THREADS": n,
+        "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false "
+        f"intra_op_parallelism_threads={n}",
+    }
+
+
+def run_child(backend, python, extra, threads=None):
     env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
+    env.update(thread_env(threads))
     env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
     command = [python, os.path.abspath(__file__), "--child", *extra]
     done = subprocess.run(
@@ -232,7 +249,11 @@ def report(results):
         f"{results['machine']['cpu_count']} CPUs visible, "
         f"{results['machine']['platform']}, Python "
         f"{results['machine']['python']}. The machine is shared with other "
-        "jobs; medians are reported.",
+        "jobs (load average at start: "
+        f"{', '.join(f'{x:.1f}' for x in results['load_average_at_start'])}"
+        "); each backend was pinned to "
+        f"{results['threads'] or 'its default number of'} CPU thread(s); "
+        "medians are reported.",
         "",
         "## Step time (median ms/step)",
         "",
@@ -295,6 +316,12 @@ def main():
     parser.add_argument("--steps", type=int, default=15)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--memory-steps", type=int, default=3)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="CPU threads per backend (0: the backends' defaults)",
+    )
     parser.add_argument("--out", default=os.path.join(HERE, "results"))
     for backend in VENVS:
         parser.add_argument(f"--python-{backend}", default=None)
@@ -311,6 +338,8 @@ def main():
         "machine": machine(),
         "steps": args.steps,
         "warmup": args.warmup,
+        "threads": args.threads,
+        "load_average_at_start": os.getloadavg(),
         "backends": {},
     }
     common = [f"--steps={args.steps}", f"--warmup={args.warmup}"]
@@ -318,7 +347,7 @@ def main():
         python = interpreter(backend, args)
         entry = {"versions": versions(python, backend)}
         print(f"[{backend}] timing ...", flush=True)
-        entry["timing"] = run_child(backend, python, common)
+        entry["timing"] = run_child(backend, python, common, args.threads)
         entry["memory"] = []
         for optimizer in OPTIMIZERS:
             for layer in LAYERS:
@@ -334,6 +363,7 @@ def main():
                             f"--optimizer={optimizer}",
                             f"--memory-steps={args.memory_steps}",
                         ],
+                        args.threads,
                     )
                 )
         results["backends"][backend] = entry

@@ -449,9 +449,8 @@ class RowSparseTable:
 
 def _sum_duplicates(ids, grads, sentinel):
     """Sorted unique ids (padded with `sentinel`) and their summed grads."""
-    order = ops.argsort(ids)
-    sorted_ids = ops.take(ids, order)
-    sorted_grads = ops.take(grads, order, axis=0)
+    # sort + searchsorted: JAX's argsort is ~20x slower than its sort on CPU.
+    sorted_ids = ops.sort(ids)
     starts = ops.concatenate(
         [
             ops.ones((1,), dtype="bool"),
@@ -460,12 +459,13 @@ def _sum_duplicates(ids, grads, sentinel):
     )
     segments = ops.cumsum(ops.cast(starts, "int32")) - 1
     size = ops.shape(ids)[0]
-    summed = ops.segment_sum(sorted_grads, segments, num_segments=size)
     unique_ids = ops.scatter_update(
         ops.full((size,), sentinel, dtype=ids.dtype),
         ops.expand_dims(segments, -1),
         sorted_ids,
     )
+    slots = ops.searchsorted(unique_ids, ids)
+    summed = ops.segment_sum(grads, slots, num_segments=size)
     return unique_ids, summed
 
 
