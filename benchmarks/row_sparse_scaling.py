@@ -181,6 +181,21 @@ def child_memory(args):
     )
 
 
+def child_profile(args):
+    """cProfile of row-sparse steps (eager backends show their ops)."""
+    import cProfile
+    import pstats
+
+    model = build("row_sparse", args.vocab, args.optimizer)
+    data = batches(args.vocab, count=4)
+    time_steps(model, data, warmup=2, steps=0)
+    profile = cProfile.Profile()
+    profile.enable()
+    time_steps(model, data, warmup=0, steps=4)
+    profile.disable()
+    pstats.Stats(profile).sort_stats("tottime").print_stats(12)
+
+
 def child_scatter(args):
     """Where a row-sparse step's time goes beyond JAX: one keras.ops row
     update (`var.assign(ops.scatter_update(var.value, ids, rows))`, what
@@ -488,6 +503,12 @@ def main():
         "--scatter", action="store_true", help=argparse.SUPPRESS
     )
     parser.add_argument("--memory", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="with --child --vocab --optimizer and KERAS_BACKEND set: "
+        "cProfile of 4 row-sparse steps",
+    )
     parser.add_argument("--layer", help=argparse.SUPPRESS)
     parser.add_argument("--vocab", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--optimizer", help=argparse.SUPPRESS)
@@ -495,6 +516,8 @@ def main():
     if args.child:
         if args.scatter:
             return child_scatter(args)
+        if args.profile:
+            return child_profile(args)
         return child_memory(args) if args.memory else child_timing(args)
     parts = args.only.split(",") if args.only else PARTS
     results = {
