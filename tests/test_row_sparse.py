@@ -461,3 +461,42 @@ def test_frozen_layer_does_not_train():
     layer.trainable = False
     _train_linear(layer, ids, weights)
     np.testing.assert_array_equal(to_numpy(layer.embeddings), _table())
+
+
+def test_padding_id_and_max_norm_match_dense_mode():
+    # The same layer without sparse_optimizer is the reference: the padding
+    # row stays zero and untrained, max_norm clips the looked-up vectors.
+    data = _data(num=32)
+    data[0][:, -1] = 0  # every example ends with the padding id
+    kwargs = {"padding_id": 0, "max_norm": 1.0}
+    layers = [
+        Embedding(VOCAB, DIM, weights=[_table()], **kwargs),
+        _sparse(row_sparse.SGD(0.5), **kwargs),
+    ]
+    for layer in layers:
+        model = _model(layer)
+        model.compile(keras.optimizers.SGD(0.5), "mse")
+        model.fit(*data, batch_size=BATCH, epochs=2, shuffle=False,
+                  verbose=0)  # fmt: skip
+    layers[1].flush()
+    sparse_table = to_numpy(layers[1].embeddings)
+    np.testing.assert_array_equal(sparse_table[0], np.zeros(DIM))
+    np.testing.assert_allclose(
+        sparse_table, to_numpy(layers[0].embeddings), rtol=1e-5, atol=1e-6
+    )
+
+
+def test_tied_reverse_is_refused_in_training_and_sees_updates_outside():
+    ids, weights = _linear_steps(steps=1)
+    layer = _sparse("sgd")
+    hidden = np.ones((2, DIM), "float32")
+    with pytest.raises(ValueError, match="tie_weights"):
+        layer(hidden, reverse=True, training=True)
+    inputs = keras.Input((LENGTH,), dtype="int32")
+    model = keras.Model(inputs, layer(inputs))
+    model.compile("sgd", _linear_loss)
+    model.train_on_batch(ids[0], weights[0])
+    logits = to_numpy(layer(hidden, reverse=True))
+    grads, _ = _numpy_row_gradients(ids[0], weights[0])
+    expected = hidden @ (_table() - 0.01 * grads).T
+    np.testing.assert_allclose(logits, expected, rtol=1e-5, atol=1e-5)
