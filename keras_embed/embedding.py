@@ -1,3 +1,4 @@
+import functools
 import warnings
 
 import keras
@@ -115,6 +116,9 @@ class Embedding(keras.layers.Layer):
             `(..., input_dim)` (see `tie_weights`, `reverse_dtype`,
             `logit_soft_cap`) instead of looking ids up. With
             `mask_zero=True` the logits carry the hidden states' mask.
+        training: With `sparse_optimizer`, a training call records its ids
+            and captures the gradient of their rows for the row update;
+            otherwise ignored.
 
     Input shape:
         Any shape `(d1, ..., dn)`; 2D `(batch_size, input_length)` is usual.
@@ -290,16 +294,17 @@ class Embedding(keras.layers.Layer):
     def call(self, inputs, reverse=False, training=None):
         if reverse:
             return self._reverse(inputs, training)
+        lookup = self._lookup
+        if self._row_sparse is not None:
+            # Only the row-sparse lookup needs `training`; subclasses that
+            # override `_lookup(ids)` keep working in dense mode.
+            lookup = functools.partial(self._lookup, training=training)
         if hasattr(inputs, "flat_values") and hasattr(
             inputs, "with_flat_values"
         ):
             # A RaggedTensor: look up its flat values, keep its row splits.
-            return inputs.with_flat_values(
-                self._lookup(inputs.flat_values, training)
-            )
-        return self._lookup(
-            ops.convert_to_tensor(inputs, sparse=False), training
-        )
+            return inputs.with_flat_values(lookup(inputs.flat_values))
+        return lookup(ops.convert_to_tensor(inputs, sparse=False))
 
     def flush(self):
         """Applies the pending row-sparse update of the last training step.
