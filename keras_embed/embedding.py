@@ -1,3 +1,4 @@
+import functools
 import warnings
 
 import keras
@@ -11,6 +12,7 @@ from keras_embed import _ids
 from keras_embed import _norm
 from keras_embed import _padding
 from keras_embed import _reverse
+from keras_embed import row_sparse
 
 
 @keras.saving.register_keras_serializable(package="keras_embed")
@@ -87,6 +89,20 @@ class Embedding(keras.layers.Layer):
             for float32 logits under mixed precision.
         logit_soft_cap: Optional positive number `c`: reverse calls return
             `c * tanh(logits / c)`.
+        sparse_optimizer: None (the default: the table is an ordinary
+            trainable weight) or a row-wise optimizer, which turns on
+            row-sparse training: each training step updates only the rows
+            of the ids in its batch, with this optimizer, while the model's
+            optimizer trains the rest of the model. `'sgd'`, `'adagrad'`,
+            `'lazy_adam'`, a `keras_embed.row_sparse` `SGD` / `Adagrad` /
+            `LazyAdam`, or a `keras.optimizers` `SGD` (no momentum),
+            `Adagrad` or `Adam` (made lazy). A step's update is applied when
+            the layer is next called (training or not), by `flush()` and
+            before saving. See `keras_embed/row_sparse.py` and the README.
+        max_ids_per_step: With `sparse_optimizer`, the most ids one training
+            call may look up (batch size x ids per example, duplicates
+            included). Required then; sizes a gradient buffer of
+            `(max_ids_per_step, output_dim)`.
         **kwargs: Base layer arguments such as `name`, `dtype` and
             `trainable`.
 
@@ -100,6 +116,9 @@ class Embedding(keras.layers.Layer):
             `(..., input_dim)` (see `tie_weights`, `reverse_dtype`,
             `logit_soft_cap`) instead of looking ids up. With
             `mask_zero=True` the logits carry the hidden states' mask.
+        training: With `sparse_optimizer`, a training call records its ids
+            and captures the gradient of their rows for the row update;
+            otherwise ignored.
 
     Input shape:
         Any shape `(d1, ..., dn)`; 2D `(batch_size, input_length)` is usual.
@@ -137,6 +156,8 @@ class Embedding(keras.layers.Layer):
         tie_weights=True,
         reverse_dtype=None,
         logit_soft_cap=None,
+        sparse_optimizer=None,
+        max_ids_per_step=None,
         **kwargs,
     ):
         input_dim = _positive_int(input_dim, "input_dim")
@@ -147,6 +168,12 @@ class Embedding(keras.layers.Layer):
         max_norm, norm_type = _norm.check_max_norm(max_norm, norm_type)
         reverse_dtype = _reverse.check_reverse_dtype(reverse_dtype)
         logit_soft_cap = _reverse.check_logit_soft_cap(logit_soft_cap)
+        if sparse_optimizer is not None:
+            sparse_optimizer = row_sparse.get(sparse_optimizer)
+            max_ids_per_step = row_sparse.check_max_ids_per_step(
+                max_ids_per_step
+            )
+            row_sparse.refuse_regularizer(embeddings_regularizer)
         if input_length is not None and "input_shape" not in kwargs:
             kwargs["input_shape"] = input_length
         with warnings.catch_warnings():
@@ -173,6 +200,9 @@ class Embedding(keras.layers.Layer):
         self.reverse_dtype = reverse_dtype
         self.logit_soft_cap = logit_soft_cap
         self._reverse_call = False
+        self.sparse_optimizer = sparse_optimizer
+        self.max_ids_per_step = max_ids_per_step
+        self._row_sparse = None
         self._index_dtype = (
             "int32" if input_dim <= np.iinfo(np.int32).max else "int64"
         )
@@ -213,19 +243,24 @@ class Embedding(keras.layers.Layer):
     def build(self, input_shape=None):
         if self.built:
             return
+        sparse = self.sparse_optimizer is not None
         constraint = self.embeddings_constraint
         if self.padding_id is not None:
             constraint = _padding.PaddingRowConstraint(
                 self.padding_id, constraint
             )
+        # A row-sparse table is not trainable: the model's optimizer would
+        # rewrite all of it. Its constraint is applied to updated rows.
         self.embeddings = self.add_weight(
             shape=(self.input_dim, self.output_dim),
             initializer=self.embeddings_initializer,
             name="embeddings",
             regularizer=self.embeddings_regularizer,
-            constraint=constraint,
-            trainable=True,
+            constraint=None if sparse else constraint,
+            trainable=not sparse,
         )
+        if sparse:
+            self._row_sparse = row_sparse.RowSparseTable(self)
         if not self.tie_weights:
             self.reverse_embeddings = self.add_weight(
                 shape=(self.output_dim, self.input_dim),
@@ -256,17 +291,34 @@ class Embedding(keras.layers.Layer):
             inputs = _ids.host_ids(inputs, self.input_dim, self.name)
         return super().__call__(inputs, *args, **kwargs)
 
-    def call(self, inputs, reverse=False):
+    def call(self, inputs, reverse=False, training=None):
         if reverse:
-            return self._reverse(inputs)
+            return self._reverse(inputs, training)
+        lookup = self._lookup
+        if self._row_sparse is not None:
+            # Only the row-sparse lookup needs `training`; subclasses that
+            # override `_lookup(ids)` keep working in dense mode.
+            lookup = functools.partial(self._lookup, training=training)
         if hasattr(inputs, "flat_values") and hasattr(
             inputs, "with_flat_values"
         ):
             # A RaggedTensor: look up its flat values, keep its row splits.
-            return inputs.with_flat_values(self._lookup(inputs.flat_values))
-        return self._lookup(ops.convert_to_tensor(inputs, sparse=False))
+            return inputs.with_flat_values(lookup(inputs.flat_values))
+        return lookup(ops.convert_to_tensor(inputs, sparse=False))
 
-    def _lookup(self, ids):
+    def flush(self):
+        """Applies the pending row-sparse update of the last training step.
+
+        A no-op without `sparse_optimizer` or when nothing is pending.
+        """
+        if self._row_sparse is not None:
+            self._row_sparse.apply_pending()
+
+    def save_own_variables(self, store):
+        self.flush()
+        super().save_own_variables(store)
+
+    def _lookup(self, ids, training=None):
         dtype = _ids.check_id_dtype(ids.dtype, self.name)
         if "float" in dtype:
             _ids.check_float_ids_are_exact(dtype, self.input_dim, self.name)
@@ -278,7 +330,10 @@ class Embedding(keras.layers.Layer):
         else:
             valid = _ids.valid_id_mask(ids, self.input_dim)
         keep = _padding.keep_mask(ids, valid, self.padding_id)
-        outputs = self._gather(ids, keep)
+        if self._row_sparse is not None:
+            outputs = self._row_sparse.lookup(ids, keep, training)
+        else:
+            outputs = self._gather(ids, keep)
         outputs = _norm.clip_by_norm(outputs, self.max_norm, self.norm_type)
         return ops.cast(outputs, self.compute_dtype)
 
@@ -304,8 +359,11 @@ class Embedding(keras.layers.Layer):
         outputs = ops.take(self.embeddings, safe_ids, axis=0)
         return ops.where(ops.expand_dims(valid, -1), outputs, 0)
 
-    def _reverse(self, hidden):
+    def _reverse(self, hidden, training=None):
         _reverse.check_hidden_shape(hidden.shape, self.output_dim, self.name)
+        if self._row_sparse is not None and self.tie_weights:
+            row_sparse.check_tied_reverse(self, training)
+            self._row_sparse.apply_pending()
         if self.tie_weights:
             table = _padding.without_padding_row(
                 self.embeddings, self.padding_id
@@ -397,6 +455,11 @@ class Embedding(keras.layers.Layer):
                 "logit_soft_cap": self.logit_soft_cap,
             }
         )
+        if self.sparse_optimizer is not None:
+            config["sparse_optimizer"] = row_sparse.serialize(
+                self.sparse_optimizer
+            )
+            config["max_ids_per_step"] = self.max_ids_per_step
         return config
 
 

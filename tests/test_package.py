@@ -51,9 +51,21 @@ def test_public_api():
         "Embedding",
         "EmbeddingBag",
         "PretrainedVectors",
+        "RowSparseFlush",
         "load_word_vectors",
+        "row_sparse",
     ]
-    for layer in (keras_embed.Embedding, keras_embed.EmbeddingBag):
+    row_optimizers = (
+        keras_embed.row_sparse.SGD,
+        keras_embed.row_sparse.Adagrad,
+        keras_embed.row_sparse.LazyAdam,
+    )
+    registered = (
+        keras_embed.Embedding,
+        keras_embed.EmbeddingBag,
+        *row_optimizers,
+    )
+    for layer in registered:
         assert (
             keras.saving.get_registered_name(layer)
             == f"keras_embed>{layer.__name__}"
