@@ -43,7 +43,7 @@ class AlternativeEmbedding(keras_embed.Embedding):
             ops.greater_equal(ops.min(ids), 0),
             ops.less(ops.max(ids), self.input_dim),
         )
-        all_valid = _ids.read_flag(in_range)
+        all_valid = _ids.concrete_value(in_range)
         if all_valid is None:
             outputs = self._traced_lookup(ids)
         elif all_valid:
