@@ -16,11 +16,11 @@ difference is what the training steps allocate beyond the weights.
 
 Run from the repository root:
 
-    python benchmarks/row_sparse_scaling.py            # all backends
-    python benchmarks/row_sparse_scaling.py --backends jax --steps 10
+    python -m benchmarks.row_sparse_scaling            # all backends
+    python -m benchmarks.row_sparse_scaling --backends jax --steps 10
 
 Each backend runs under its own interpreter: `--python-<backend>` (default:
-/work/venvs/{tf,jax,torch}/bin/python, else the current interpreter).
+the current interpreter, which then needs every backend installed).
 Writes benchmarks/results/row_sparse_scaling.{md,json}.
 """
 
@@ -34,12 +34,14 @@ import subprocess
 import sys
 import time
 
+from benchmarks import machine as machine_info
+
 BATCH, LENGTH, DIM = 1024, 10, 64
 VOCABS = (10_000, 1_000_000)
 OPTIMIZERS = ("adam", "sgd")
 LAYERS = ("keras", "row_sparse")
 PARTS = ("timing", "memory", "scatter")
-VENVS = {"tensorflow": "tf", "jax": "jax", "torch": "torch"}
+BACKENDS = ("tensorflow", "jax", "torch")
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
@@ -278,7 +280,8 @@ def run_child(backend, python, extra, threads=None):
     env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
     env.update(thread_env(threads))
     env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
-    command = [python, os.path.abspath(__file__), "--child", *extra]
+    command = [python, "-m", "benchmarks.row_sparse_scaling", "--child"]
+    command += extra
     done = subprocess.run(
         command, env=env, capture_output=True, text=True, check=False
     )
@@ -288,33 +291,11 @@ def run_child(backend, python, extra, threads=None):
 
 
 def interpreter(backend, args):
-    explicit = getattr(args, f"python_{backend}")
-    if explicit:
-        return explicit
-    venv = f"/work/venvs/{VENVS[backend]}/bin/python"
-    return venv if os.path.exists(venv) else sys.executable
+    return getattr(args, f"python_{backend}") or sys.executable
 
 
 def machine():
-    import numpy as np  # noqa: F401  (the report says what ran it)
-
-    return {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "cpu_count": os.cpu_count(),
-        "cpu": _cpu_name(),
-    }
-
-
-def _cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
+    return dict(machine_info.describe(), python=platform.python_version())
 
 
 def versions(python, backend):
@@ -380,7 +361,7 @@ def report(results):
         f"{results['steps']} steps after {results['warmup']} warm-up steps, "
         "each backend in one process.",
         "",
-        f"Machine: {results['machine']['cpu']}, "
+        f"Machine: {results['machine']['cpu_model']}, "
         f"{results['machine']['cpu_count']} CPUs visible, "
         f"{results['machine']['platform']}, Python "
         f"{results['machine']['python']}. The machine is shared with other "
@@ -490,7 +471,7 @@ def main():
         help="CPU threads per backend (0: the backends' defaults)",
     )
     parser.add_argument("--out", default=os.path.join(HERE, "results"))
-    for backend in VENVS:
+    for backend in BACKENDS:
         parser.add_argument(f"--python-{backend}", default=None)
     parser.add_argument(
         "--only",
