@@ -78,3 +78,19 @@ def test_report_command_writes_markdown_without_a_plot(results, tmp_path):
         assert heading in text
     assert f"## {results['backend']}" in text
     assert report.render([results]).startswith("# keras_embed benchmarks")
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "torch",
+    reason="compares with torch.nn.functional.embedding_bag",
+)
+def test_embedding_bag_benchmark_agrees_with_torch_and_reports_fields():
+    from benchmarks import embedding_bag
+
+    case = embedding_bag.run_case(
+        embedding_bag.TINY_CASES[0], warmup=1, repeats=1
+    )
+    assert case["max_abs_diff"] < 1e-6
+    for section in ("forward", "forward_backward"):
+        assert set(case[section]) == {"keras_embed", "torch_native"}
+        assert case[section]["keras_embed"]["repeats"] == 1
