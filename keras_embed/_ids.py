@@ -37,12 +37,14 @@ def check_float_ids_are_exact(dtype, input_dim, layer_name):
     )
 
 
-def check_id_dtype(dtype, layer_name):
-    """Refuses dtypes that are not integer or floating ids."""
+def check_id_dtype(dtype, input_dim, layer_name):
+    """Refuses non-numeric ids and floats too narrow to hold every id."""
     dtype = keras.backend.standardize_dtype(dtype)
-    if "int" in dtype or "float" in dtype:
-        return dtype
-    raise_not_ids(dtype, layer_name)
+    if "int" not in dtype and "float" not in dtype:
+        raise_not_ids(dtype, layer_name)
+    if "float" in dtype:
+        check_float_ids_are_exact(dtype, input_dim, layer_name)
+    return dtype
 
 
 def raise_not_ids(dtype, layer_name):
@@ -58,7 +60,10 @@ def host_ids(ids, input_dim, layer_name):
 
     Host data is checked before any backend sees it: JAX without x64 would
     otherwise wrap int64 ids beyond int32 into valid rows on conversion.
+    Backend and symbolic tensors are returned as they are.
     """
+    if not isinstance(ids, (np.ndarray, np.generic, list, tuple, int, float)):
+        return ids
     try:
         array = np.asarray(ids)
     except (ValueError, TypeError) as error:

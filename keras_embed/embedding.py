@@ -287,8 +287,7 @@ class Embedding(keras.layers.Layer):
                 self._reverse_call = False
         # NumPy and Python ids are checked before Keras converts them: JAX
         # without x64 would wrap int64 ids beyond int32 into valid rows.
-        if _is_host_data(inputs):
-            inputs = _ids.host_ids(inputs, self.input_dim, self.name)
+        inputs = _ids.host_ids(inputs, self.input_dim, self.name)
         return super().__call__(inputs, *args, **kwargs)
 
     def call(self, inputs, reverse=False, training=None):
@@ -319,9 +318,7 @@ class Embedding(keras.layers.Layer):
         super().save_own_variables(store)
 
     def _lookup(self, ids, training=None):
-        dtype = _ids.check_id_dtype(ids.dtype, self.name)
-        if "float" in dtype:
-            _ids.check_float_ids_are_exact(dtype, self.input_dim, self.name)
+        _ids.check_id_dtype(ids.dtype, self.input_dim, self.name)
         host_ids = _ids.concrete_value(ids)
         if host_ids is not None:
             # Eager: the ids hold values, so a bad one raises right here.
@@ -418,9 +415,7 @@ class Embedding(keras.layers.Layer):
                 self.compute_output_shape(inputs.shape, reverse=True),
                 dtype=self._reverse_dtype(),
             )
-        dtype = _ids.check_id_dtype(inputs.dtype, self.name)
-        if "float" in dtype:
-            _ids.check_float_ids_are_exact(dtype, self.input_dim, self.name)
+        _ids.check_id_dtype(inputs.dtype, self.input_dim, self.name)
         return keras.KerasTensor(
             self.compute_output_shape(inputs.shape),
             dtype=self.compute_dtype,
@@ -526,7 +521,3 @@ def _initial_weights(weights, input_dim, output_dim):
             f"{weights.shape}. Pass a matrix with one row per id."
         )
     return weights
-
-
-def _is_host_data(value):
-    return isinstance(value, (np.ndarray, np.generic, list, tuple, int, float))

@@ -4,7 +4,6 @@ from keras import ops
 from keras_embed import _ids
 from keras_embed import _padding
 from keras_embed.embedding import Embedding
-from keras_embed.embedding import _is_host_data
 
 COMBINERS = ("sum", "mean", "sqrtn", "max")
 
@@ -131,8 +130,7 @@ class EmbeddingBag(keras.layers.Layer):
 
     def __call__(self, inputs, *args, **kwargs):
         # As in Embedding: host ids are checked before Keras converts them.
-        if _is_host_data(inputs):
-            inputs = _ids.host_ids(inputs, self.input_dim, self.name)
+        inputs = _ids.host_ids(inputs, self.input_dim, self.name)
         return super().__call__(inputs, *args, **kwargs)
 
     def call(self, inputs, id_weights=None, mask=None):
@@ -198,9 +196,7 @@ class EmbeddingBag(keras.layers.Layer):
         return tuple(input_shape)[:-1] + (self.output_dim,)
 
     def compute_output_spec(self, inputs, id_weights=None, mask=None):
-        dtype = _ids.check_id_dtype(inputs.dtype, self.name)
-        if "float" in dtype:
-            _ids.check_float_ids_are_exact(dtype, self.input_dim, self.name)
+        _ids.check_id_dtype(inputs.dtype, self.input_dim, self.name)
         return keras.KerasTensor(
             self.compute_output_shape(inputs.shape), dtype=self.compute_dtype
         )
