@@ -11,6 +11,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_embed._validation import index_dtype
+
 # Largest integer n such that every integer in [0, n] is exact in the dtype.
 _FLOAT_EXACT_LIMIT = {
     "bfloat16": 2**8,
@@ -76,14 +78,24 @@ def host_ids(ids, input_dim, layer_name):
     if array.dtype.kind == "f":
         check_float_ids_are_exact(array.dtype.name, input_dim, layer_name)
     raise_for_invalid_ids(array, input_dim, layer_name)
-    index_dtype = "int32" if input_dim <= np.iinfo(np.int32).max else "int64"
-    return array.astype(index_dtype)
+    return array.astype(index_dtype(input_dim))
 
 
 def _numpy_dtype_name(dtype):
     if dtype.kind in "USO":
         return "string" if dtype.kind in "US" else "object"
     return dtype.name
+
+
+def check_ids(ids, input_dim, layer_name):
+    """Checks backend-tensor ids: where they hold values (eager), raises on
+    a bad one and returns None; while traced, returns the valid-id mask."""
+    check_id_dtype(ids.dtype, input_dim, layer_name)
+    values = concrete_value(ids)
+    if values is None:
+        return valid_id_mask(ids, input_dim)
+    raise_for_invalid_ids(values, input_dim, layer_name)
+    return None
 
 
 def valid_id_mask(ids, input_dim):

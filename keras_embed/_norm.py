@@ -1,40 +1,23 @@
 """`max_norm` at lookup: looked-up vectors are clipped, the table is not."""
 
-import math
-
-import numpy as np
 from keras import ops
+
+from keras_embed._validation import positive_number
 
 
 def check_max_norm(max_norm, norm_type):
     """Returns (max_norm, norm_type) as floats, max_norm possibly None."""
     if max_norm is not None:
-        if isinstance(max_norm, bool) or not isinstance(
-            max_norm, (int, float, np.integer, np.floating)
-        ):
-            raise ValueError(
-                "`max_norm` must be None or a positive number, but received "
-                f"{max_norm!r} of type {type(max_norm).__name__}."
-            )
-        if not (math.isfinite(max_norm) and max_norm > 0):
-            raise ValueError(
-                "`max_norm` must be a positive finite number, but received "
-                f"{max_norm!r}. Pass e.g. max_norm=1.0, or None to disable."
-            )
-        max_norm = float(max_norm)
-    if isinstance(norm_type, bool) or not isinstance(
-        norm_type, (int, float, np.integer, np.floating)
-    ):
-        raise ValueError(
-            "`norm_type` must be a number p >= 1 (the p of the p-norm), but "
-            f"received {norm_type!r} of type {type(norm_type).__name__}."
+        max_norm = positive_number(
+            max_norm, "max_norm", "Pass e.g. max_norm=1.0, or None to disable."
         )
-    if not (math.isfinite(norm_type) and norm_type >= 1):
-        raise ValueError(
-            f"`norm_type` must be a finite number p >= 1, but received "
-            f"{norm_type!r}. Pass e.g. norm_type=2.0 for the Euclidean norm."
-        )
-    return max_norm, float(norm_type)
+    norm_type = positive_number(
+        norm_type,
+        "norm_type",
+        "Pass the p of the p-norm, e.g. norm_type=2.0 for the Euclidean norm.",
+        minimum=1,
+    )
+    return max_norm, norm_type
 
 
 def clip_by_norm(vectors, max_norm, norm_type):

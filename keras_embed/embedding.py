@@ -1,5 +1,4 @@
-import functools
-import warnings
+import inspect
 
 import keras
 import numpy as np
@@ -11,8 +10,21 @@ from keras import regularizers
 from keras_embed import _ids
 from keras_embed import _norm
 from keras_embed import _padding
-from keras_embed import _reverse
 from keras_embed import row_sparse
+from keras_embed import tables
+from keras_embed._validation import index_dtype
+from keras_embed._validation import is_ragged
+from keras_embed._validation import positive_int
+from keras_embed.row_sparse.table import check_max_ids_per_step
+from keras_embed.row_sparse.table import refuse_regularizer
+
+# Arguments of 0.1.0's Embedding, with their defaults, that 0.2.0 moved to
+# ReversibleEmbedding.
+_MOVED_REVERSE_ARGUMENTS = {
+    "tie_weights": True,
+    "reverse_dtype": None,
+    "logit_soft_cap": None,
+}
 
 
 @keras.saving.register_keras_serializable(package="keras_embed")
@@ -40,6 +52,10 @@ class Embedding(keras.layers.Layer):
     built, because rounding would silently pick another row. Ids never pass
     through the compute dtype.
 
+    Rows are read through `layer.table` (see `keras_embed.tables`), chosen
+    once when the layer is built by `make_table()`: a `DenseTable`, or a
+    `row_sparse.RowSparseTable` with `sparse_optimizer`.
+
     Args:
         input_dim: Size of the vocabulary: the largest id + 1. A positive
             integer.
@@ -55,14 +71,16 @@ class Embedding(keras.layers.Layer):
             `compute_mask` returns `ids != 0` for layers downstream, and
             `input_dim` must count id 0 (vocabulary size + 1).
         input_length: Length of input sequences, as in `tf.keras`: an integer
-            or a tuple with one positive integer or None per non-batch axis.
+            or a tuple with one positive integer or None per non-batch axis
+            (`get_config()` gives it back as passed).
             As the first layer of a `Sequential` model it creates the model's
             input, so `model.output_shape` is known before any data is seen.
             That input has dtype `keras.config.floatx()`; see above for the
             vocabulary sizes it can carry.
         weights: Optional initial `(input_dim, output_dim)` matrix (an array
-            or a one-element list of one). Used once when the layer is built;
-            never part of `get_config()`. See also `Embedding.from_pretrained`.
+            or a one-element list of one). As in Keras 3, the layer is built
+            at construction and holds it at once; never part of
+            `get_config()`. See also `Embedding.from_pretrained`.
         padding_id: Optional id of a padding row, as torch's `padding_idx`
             (negative values count from the end). The row is zeros when the
             layer is built (also over `weights`), looks up as zeros, gets no
@@ -78,17 +96,6 @@ class Embedding(keras.layers.Layer):
             stored rows in place). The gradient is that of the clipping
             `v * max_norm / ||v||`, the norm included.
         norm_type: The p of the p-norm for `max_norm`, a number >= 1.
-        tie_weights: For `reverse=True` calls: if True (default), project
-            with the transposed `embeddings` (tied input and output
-            embeddings); if False, the layer owns a separate trainable
-            `reverse_embeddings` matrix of shape `(output_dim, input_dim)`,
-            initialised with `embeddings_initializer`.
-        reverse_dtype: Dtype of the reverse projection and of its logits:
-            the hidden states and the kernel are cast to it before the
-            matmul. None means the layer's compute dtype; pass "float32"
-            for float32 logits under mixed precision.
-        logit_soft_cap: Optional positive number `c`: reverse calls return
-            `c * tanh(logits / c)`.
         sparse_optimizer: None (the default: the table is an ordinary
             trainable weight) or a row-wise optimizer, which turns on
             row-sparse training: each training step updates only the rows
@@ -98,7 +105,7 @@ class Embedding(keras.layers.Layer):
             `LazyAdam`, or a `keras.optimizers` `SGD` (no momentum),
             `Adagrad` or `Adam` (made lazy). A step's update is applied when
             the layer is next called (training or not), by `flush()` and
-            before saving. See `keras_embed/row_sparse.py` and the README.
+            before saving. See docs/row_sparse.md.
         max_ids_per_step: With `sparse_optimizer`, the most ids one training
             call may look up (batch size x ids per example, duplicates
             included). Required then; sizes a gradient buffer of
@@ -111,11 +118,6 @@ class Embedding(keras.layers.Layer):
             whole numbers, a TensorFlow `RaggedTensor` (the output is ragged),
             or a `SparseTensor` / JAX `BCOO` (densified first: missing
             entries are id 0, as `keras.layers.Embedding` treats them).
-            With `reverse=True`: float hidden states `(..., output_dim)`.
-        reverse: If True, return logits `inputs @ embeddings.T` of shape
-            `(..., input_dim)` (see `tie_weights`, `reverse_dtype`,
-            `logit_soft_cap`) instead of looking ids up. With
-            `mask_zero=True` the logits carry the hidden states' mask.
         training: With `sparse_optimizer`, a training call records its ids
             and captures the gradient of their rows for the row update;
             otherwise ignored.
@@ -153,67 +155,56 @@ class Embedding(keras.layers.Layer):
         padding_id=None,
         max_norm=None,
         norm_type=2.0,
-        tie_weights=True,
-        reverse_dtype=None,
-        logit_soft_cap=None,
         sparse_optimizer=None,
         max_ids_per_step=None,
         **kwargs,
     ):
-        input_dim = _positive_int(input_dim, "input_dim")
-        output_dim = _positive_int(output_dim, "output_dim")
-        input_length = _input_length(input_length)
+        input_dim = positive_int(input_dim, "input_dim")
+        output_dim = positive_int(output_dim, "output_dim")
+        lengths = _sequence_lengths(input_length)
         weights = _initial_weights(weights, input_dim, output_dim)
         padding_id = _padding.normalize_padding_id(padding_id, input_dim)
         max_norm, norm_type = _norm.check_max_norm(max_norm, norm_type)
-        reverse_dtype = _reverse.check_reverse_dtype(reverse_dtype)
-        logit_soft_cap = _reverse.check_logit_soft_cap(logit_soft_cap)
         if sparse_optimizer is not None:
             sparse_optimizer = row_sparse.get(sparse_optimizer)
-            max_ids_per_step = row_sparse.check_max_ids_per_step(
-                max_ids_per_step
-            )
-            row_sparse.refuse_regularizer(embeddings_regularizer)
-        if input_length is not None and "input_shape" not in kwargs:
-            kwargs["input_shape"] = input_length
-        with warnings.catch_warnings():
-            # `input_length` is this layer's documented API, not a misuse of
-            # the base layer's `input_shape` argument.
-            warnings.filterwarnings("ignore", "Do not pass an `input_shape`")
-            super().__init__(
-                activity_regularizer=activity_regularizer, **kwargs
-            )
+            max_ids_per_step = check_max_ids_per_step(max_ids_per_step)
+            refuse_regularizer(embeddings_regularizer)
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        if lengths is not None and "input_shape" not in kwargs:
+            # What Sequential reads to create the model's input from the
+            # first layer. Passing `input_shape=` instead would make Keras
+            # warn about `input_length`, the documented API here.
+            self._input_shape_arg = lengths
         self.input_dim = input_dim
         self.output_dim = output_dim
         self.embeddings_initializer = initializers.get(embeddings_initializer)
         self.embeddings_regularizer = regularizers.get(embeddings_regularizer)
         self.embeddings_constraint = constraints.get(embeddings_constraint)
         self.mask_zero = mask_zero
-        self.input_length = input_length
+        # Given back by get_config as passed (7 stays 7); a list read back
+        # from JSON becomes the tuple it was.
+        self.input_length = (
+            tuple(input_length)
+            if isinstance(input_length, list)
+            else input_length
+        )
         self.supports_masking = mask_zero
         self.autocast = False
-        self._initial_weights = weights
         self.padding_id = padding_id
         self.max_norm = max_norm
         self.norm_type = norm_type
-        self.tie_weights = bool(tie_weights)
-        self.reverse_dtype = reverse_dtype
-        self.logit_soft_cap = logit_soft_cap
-        self._reverse_call = False
         self.sparse_optimizer = sparse_optimizer
         self.max_ids_per_step = max_ids_per_step
-        self._row_sparse = None
-        self._index_dtype = (
-            "int32" if input_dim <= np.iinfo(np.int32).max else "int64"
-        )
+        self.index_dtype = index_dtype(input_dim)
+        self._lengths = lengths
+        self._initial_weights = weights
+        if weights is not None:
+            # As Keras 3: a layer given its weights holds them at once.
+            self.build()
 
     @classmethod
     def from_config(cls, config):
-        # Keras re-raises constructor errors as TypeError; a bad dimension in
-        # a saved config is the same ValueError as in the constructor.
-        _positive_int(config.get("input_dim"), "input_dim")
-        _positive_int(config.get("output_dim"), "output_dim")
-        return super().from_config(config)
+        return super().from_config(_upgrade_config(cls, config))
 
     @classmethod
     def from_pretrained(cls, matrix, freeze=True, **kwargs):
@@ -250,7 +241,7 @@ class Embedding(keras.layers.Layer):
                 self.padding_id, constraint
             )
         # A row-sparse table is not trainable: the model's optimizer would
-        # rewrite all of it. Its constraint is applied to updated rows.
+        # rewrite all of it. Its table applies the constraint to new rows.
         self.embeddings = self.add_weight(
             shape=(self.input_dim, self.output_dim),
             initializer=self.embeddings_initializer,
@@ -259,15 +250,7 @@ class Embedding(keras.layers.Layer):
             constraint=None if sparse else constraint,
             trainable=not sparse,
         )
-        if sparse:
-            self._row_sparse = row_sparse.RowSparseTable(self)
-        if not self.tie_weights:
-            self.reverse_embeddings = self.add_weight(
-                shape=(self.output_dim, self.input_dim),
-                initializer=self.embeddings_initializer,
-                name="reverse_embeddings",
-                trainable=True,
-            )
+        self.table = self.make_table()
         self.built = True
         if self._initial_weights is not None:
             self.embeddings.assign(self._initial_weights)
@@ -277,128 +260,85 @@ class Embedding(keras.layers.Layer):
                 _padding.zero_row(self.embeddings, self.padding_id)
             )
 
-    def __call__(self, inputs, *args, reverse=False, **kwargs):
-        if reverse:
-            # Keras asks compute_mask without the call's arguments.
-            self._reverse_call = True
-            try:
-                return super().__call__(inputs, *args, reverse=True, **kwargs)
-            finally:
-                self._reverse_call = False
+    def make_table(self):
+        """Returns the `keras_embed.tables.LookupTable` this layer reads its
+        rows through. Called once by `build`, after `embeddings` exists;
+        override it to plug in another storage."""
+        if self.sparse_optimizer is None:
+            return tables.DenseTable(self.embeddings, self.index_dtype)
+        return row_sparse.RowSparseTable(
+            self.embeddings,
+            self.sparse_optimizer,
+            self.max_ids_per_step,
+            self.index_dtype,
+            add_weight=self.add_weight,
+            add_loss=self.add_loss,
+            constraint=self.embeddings_constraint,
+            name=self.name,
+        )
+
+    def __call__(self, inputs, *args, **kwargs):
+        if "reverse" in kwargs and not hasattr(self, "tie_weights"):
+            raise TypeError(
+                f"Layer '{self.name}' is an Embedding, which has no reverse "
+                "projection since keras_embed 0.2.0. Use "
+                "keras_embed.ReversibleEmbedding (same arguments, plus "
+                "tie_weights, reverse_dtype, logit_soft_cap) for "
+                "`reverse=True` calls; see docs/migrating.md."
+            )
         # NumPy and Python ids are checked before Keras converts them: JAX
         # without x64 would wrap int64 ids beyond int32 into valid rows.
         inputs = _ids.host_ids(inputs, self.input_dim, self.name)
         return super().__call__(inputs, *args, **kwargs)
 
-    def call(self, inputs, reverse=False, training=None):
-        if reverse:
-            return self._reverse(inputs, training)
-        lookup = self._lookup
-        if self._row_sparse is not None:
-            # Only the row-sparse lookup needs `training`; subclasses that
-            # override `_lookup(ids)` keep working in dense mode.
-            lookup = functools.partial(self._lookup, training=training)
-        if hasattr(inputs, "flat_values") and hasattr(
-            inputs, "with_flat_values"
-        ):
-            # A RaggedTensor: look up its flat values, keep its row splits.
-            return inputs.with_flat_values(lookup(inputs.flat_values))
-        return lookup(ops.convert_to_tensor(inputs, sparse=False))
+    def call(self, inputs, training=None):
+        training = bool(training) and self.trainable
+        if is_ragged(inputs):
+            # Look up the flat values, keep the row splits.
+            flat = self._lookup(inputs.flat_values, training)
+            return inputs.with_flat_values(flat)
+        ids = ops.convert_to_tensor(inputs, sparse=False)
+        return self._lookup(ids, training)
+
+    def _lookup(self, ids, training):
+        keep = _ids.check_ids(ids, self.input_dim, self.name)
+        keep = _padding.keep_mask(ids, keep, self.padding_id)
+        outputs = self.table.lookup(ids, keep, training=training)
+        outputs = _norm.clip_by_norm(outputs, self.max_norm, self.norm_type)
+        return ops.cast(outputs, self.compute_dtype)
 
     def flush(self):
         """Applies the pending row-sparse update of the last training step.
 
-        A no-op without `sparse_optimizer` or when nothing is pending.
+        A no-op without `sparse_optimizer`, when nothing is pending or
+        before the layer is built.
         """
-        if self._row_sparse is not None:
-            self._row_sparse.apply_pending()
+        if self.built:
+            self.table.flush()
 
     def save_own_variables(self, store):
         self.flush()
         super().save_own_variables(store)
 
-    def _lookup(self, ids, training=None):
-        _ids.check_id_dtype(ids.dtype, self.input_dim, self.name)
-        host_ids = _ids.concrete_value(ids)
-        if host_ids is not None:
-            # Eager: the ids hold values, so a bad one raises right here.
-            _ids.raise_for_invalid_ids(host_ids, self.input_dim, self.name)
-            valid = None
-        else:
-            valid = _ids.valid_id_mask(ids, self.input_dim)
-        keep = _padding.keep_mask(ids, valid, self.padding_id)
-        if self._row_sparse is not None:
-            outputs = self._row_sparse.lookup(ids, keep, training)
-        else:
-            outputs = self._gather(ids, keep)
-        outputs = _norm.clip_by_norm(outputs, self.max_norm, self.norm_type)
-        return ops.cast(outputs, self.compute_dtype)
-
-    def _gather(self, ids, keep):
-        if keep is None:
-            return ops.take(
-                self.embeddings, ops.cast(ids, self._index_dtype), axis=0
-            )
-        if keras.backend.backend() == "tensorflow":
-            # TF graphs without XLA run the output-sized `where` as its own
-            # pass; skipping it unless needed measured 1.3x (benchmarks/).
-            return ops.cond(
-                ops.all(keep),
-                lambda: self._gather(ids, None),
-                lambda: self._masked_lookup(ids, keep),
-            )
-        return self._masked_lookup(ids, keep)
-
-    def _masked_lookup(self, ids, valid):
-        # Traced code cannot raise on a value, so a bad id reads row 0 and
-        # its vector is replaced by zeros; `where` sends row 0 no gradient.
-        safe_ids = ops.cast(ops.where(valid, ids, 0), self._index_dtype)
-        outputs = ops.take(self.embeddings, safe_ids, axis=0)
-        return ops.where(ops.expand_dims(valid, -1), outputs, 0)
-
-    def _reverse(self, hidden, training=None):
-        _reverse.check_hidden_shape(hidden.shape, self.output_dim, self.name)
-        if self._row_sparse is not None and self.tie_weights:
-            row_sparse.check_tied_reverse(self, training)
-            self._row_sparse.apply_pending()
-        if self.tie_weights:
-            table = _padding.without_padding_row(
-                self.embeddings, self.padding_id
-            )
-            kernel = ops.transpose(table)
-        else:
-            kernel = self.reverse_embeddings
-        return _reverse.logits(
-            hidden, kernel, self._reverse_dtype(), self.logit_soft_cap
-        )
-
-    def _reverse_dtype(self):
-        return self.reverse_dtype or self.compute_dtype
-
     def compute_mask(self, inputs, mask=None):
-        if self._reverse_call:
-            return mask
         if not self.mask_zero:
             return None
         return ops.not_equal(inputs, 0)
 
-    def compute_output_shape(self, input_shape, reverse=False):
+    def compute_output_shape(self, input_shape):
         input_shape = tuple(input_shape)
-        if reverse:
-            _reverse.check_hidden_shape(input_shape, self.output_dim, self.name)
-            return input_shape[:-1] + (self.input_dim,)
-        if self.input_length is None:
+        if self._lengths is None:
             return input_shape + (self.output_dim,)
         axes = input_shape[1:]
-        if len(axes) != len(self.input_length):
+        if len(axes) != len(self._lengths):
             raise ValueError(
                 f"Layer '{self.name}' has input_length={self.input_length} "
-                f"({len(self.input_length)} non-batch axes), but received "
-                f"input shape {input_shape} with {len(axes)}. Pass an "
+                f"({len(self._lengths)} non-batch axes), but received input "
+                f"shape {input_shape} with {len(axes)}. Pass an "
                 "input_length with one entry per non-batch axis."
             )
         lengths = []
-        for expected, actual in zip(self.input_length, axes, strict=True):
+        for expected, actual in zip(self._lengths, axes, strict=True):
             if None not in (expected, actual) and expected != actual:
                 raise ValueError(
                     f"Layer '{self.name}' has input_length="
@@ -409,12 +349,7 @@ class Embedding(keras.layers.Layer):
             lengths.append(actual if expected is None else expected)
         return (input_shape[0], *lengths, self.output_dim)
 
-    def compute_output_spec(self, inputs, reverse=False):
-        if reverse:
-            return keras.KerasTensor(
-                self.compute_output_shape(inputs.shape, reverse=True),
-                dtype=self._reverse_dtype(),
-            )
+    def compute_output_spec(self, inputs):
         _ids.check_id_dtype(inputs.dtype, self.input_dim, self.name)
         return keras.KerasTensor(
             self.compute_output_shape(inputs.shape),
@@ -445,9 +380,6 @@ class Embedding(keras.layers.Layer):
                 "padding_id": self.padding_id,
                 "max_norm": self.max_norm,
                 "norm_type": self.norm_type,
-                "tie_weights": self.tie_weights,
-                "reverse_dtype": self.reverse_dtype,
-                "logit_soft_cap": self.logit_soft_cap,
             }
         )
         if self.sparse_optimizer is not None:
@@ -458,48 +390,54 @@ class Embedding(keras.layers.Layer):
         return config
 
 
-def _positive_int(value, name):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(
-        value, (int, np.integer)
-    ):
+def _upgrade_config(cls, config):
+    """A 0.1.0 config with its reverse arguments dropped where they hold
+    the defaults (tied, no dtype, no cap): the file never needed them."""
+    moved = set(_MOVED_REVERSE_ARGUMENTS) & set(config)
+    if not moved or "tie_weights" in inspect.signature(cls).parameters:
+        return config
+    used = {
+        name: config[name]
+        for name in sorted(moved)
+        if config[name] != _MOVED_REVERSE_ARGUMENTS[name]
+    }
+    if used:
         raise ValueError(
-            f"`{name}` must be a positive integer, but received {value!r} "
-            f"of type {type(value).__name__}. Pass a Python or NumPy int, "
-            f"e.g. {name}=1000."
+            "This Embedding config was saved by keras_embed 0.1.0 with "
+            f"reverse-projection arguments {used}, which moved to "
+            "keras_embed.ReversibleEmbedding in 0.2.0. Rebuild the model "
+            "with ReversibleEmbedding and copy the weights over (see "
+            "docs/migrating.md)."
         )
-    if value <= 0:
-        raise ValueError(
-            f"`{name}` must be a positive integer, but received {value!r}. "
-            f"Pass a value of at least 1."
-        )
-    return int(value)
+    return {name: value for name, value in config.items() if name not in moved}
 
 
-def _input_length(value):
-    """Normalises `input_length` to None or a tuple of positive ints/None."""
-    if value is None:
+def _sequence_lengths(input_length):
+    """`input_length` as None or a tuple of positive ints / None."""
+    if input_length is None:
         return None
-    entries = value if isinstance(value, (list, tuple)) else (value,)
+    entries = (
+        input_length
+        if isinstance(input_length, (list, tuple))
+        else (input_length,)
+    )
     if not entries:
         raise ValueError(
             "`input_length` must be None, a positive integer or a non-empty "
             "tuple of positive integers or None, but received an empty "
-            f"{type(value).__name__}."
+            f"{type(input_length).__name__}."
         )
-    normalised = []
-    for entry in entries:
-        if entry is None:
-            normalised.append(None)
-            continue
-        try:
-            normalised.append(_positive_int(entry, "input_length"))
-        except ValueError:
-            raise ValueError(
-                "`input_length` must be None, a positive integer or a tuple "
-                "whose entries are positive integers or None (one per "
-                f"non-batch axis), but received {value!r}."
-            ) from None
-    return tuple(normalised)
+    try:
+        return tuple(
+            None if entry is None else positive_int(entry, "input_length")
+            for entry in entries
+        )
+    except ValueError:
+        raise ValueError(
+            "`input_length` must be None, a positive integer or a tuple "
+            "whose entries are positive integers or None (one per "
+            f"non-batch axis), but received {input_length!r}."
+        ) from None
 
 
 def _initial_weights(weights, input_dim, output_dim):

@@ -3,6 +3,7 @@ from keras import ops
 
 from keras_embed import _ids
 from keras_embed import _padding
+from keras_embed._validation import is_ragged
 from keras_embed.embedding import Embedding
 
 COMBINERS = ("sum", "mean", "sqrtn", "max")
@@ -100,6 +101,7 @@ class EmbeddingBag(keras.layers.Layer):
             embeddings_initializer=embeddings_initializer,
             embeddings_regularizer=embeddings_regularizer,
             embeddings_constraint=embeddings_constraint,
+            mask_zero=mask_zero,
             weights=weights,
             padding_id=padding_id,
             max_norm=max_norm,
@@ -141,7 +143,7 @@ class EmbeddingBag(keras.layers.Layer):
                 "weights."
             )
         present = None
-        if _is_ragged(inputs):
+        if is_ragged(inputs):
             present = inputs.with_flat_values(
                 ops.ones_like(inputs.flat_values, dtype="bool")
             ).to_tensor(False)
@@ -150,7 +152,9 @@ class EmbeddingBag(keras.layers.Layer):
             inputs = inputs.to_tensor(0)
         ids = ops.convert_to_tensor(inputs)
         _check_rank(ids.shape, self.name)
-        vectors = self.embedding(ids)
+        # `call`, not `__call__`: the ids may carry this layer's input mask,
+        # which the inner layer would warn it drops; the bag applies it.
+        vectors = self.embedding.call(ids)
         keep = self._keep(ids, present, mask)
         return self._combine(vectors, keep, id_weights)
 
@@ -161,7 +165,7 @@ class EmbeddingBag(keras.layers.Layer):
             if extra is not None:
                 keep = ops.logical_and(keep, ops.cast(extra, "bool"))
         if self.mask_zero:
-            keep = ops.logical_and(keep, ops.not_equal(ids, 0))
+            keep = ops.logical_and(keep, self.embedding.compute_mask(ids))
         return _padding.keep_mask(ids, keep, self.padding_id)
 
     def _combine(self, vectors, keep, id_weights):
@@ -222,10 +226,6 @@ class EmbeddingBag(keras.layers.Layer):
             }
         )
         return config
-
-
-def _is_ragged(value):
-    return hasattr(value, "flat_values") and hasattr(value, "to_tensor")
 
 
 def _check_rank(shape, layer_name):

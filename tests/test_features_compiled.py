@@ -9,8 +9,8 @@ import keras
 import numpy as np
 import pytest
 
-from keras_embed import Embedding
 from keras_embed import EmbeddingBag
+from keras_embed import ReversibleEmbedding
 from tests.testing import backend
 from tests.testing import to_numpy
 
@@ -21,7 +21,7 @@ HIDDEN = np.random.default_rng(0).normal(size=(2, 4)).astype("float32")
 
 def make_layers():
     keras.utils.set_random_seed(3)
-    embedding = Embedding(
+    embedding = ReversibleEmbedding(
         10, 4, padding_id=0, max_norm=0.05, logit_soft_cap=2.0,
         embeddings_initializer="normal",
     )  # fmt: skip

@@ -42,19 +42,67 @@ def test_import_walk_would_catch_a_backend_import(tmp_path):
     assert list(imported_modules(bad)) == ["torch", "keras.src"]
 
 
+def private_reads(path):
+    """`obj._name` where `obj` is neither `self` nor `cls`: reads of another
+    object's private attributes (dunders excepted)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr.startswith("_")
+            and not node.attr.startswith("__")
+            and not (
+                isinstance(node.value, ast.Name)
+                and node.value.id in ("self", "cls")
+            )
+        ):
+            yield f"{path.name}:{node.lineno}: .{node.attr}"
+
+
+def test_package_reads_no_other_objects_private_attributes():
+    offenders = [
+        read
+        for path in sorted(PACKAGE_DIR.rglob("*.py"))
+        for read in private_reads(path)
+    ]
+    assert not offenders, offenders
+
+
+def test_private_read_walk_would_catch_one(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text("x = layer._index_dtype\ny = self._mine\nz = a.__doc__\n")
+    assert list(private_reads(bad)) == ["bad.py:1: ._index_dtype"]
+
+
 def test_keras_backend_is_the_one_tox_set():
     assert keras.backend.backend() == os.environ["KERAS_BACKEND"]
 
 
 def test_public_api():
     assert keras_embed.__all__ == [
+        "DenseTable",
         "Embedding",
         "EmbeddingBag",
+        "LookupTable",
         "PretrainedVectors",
+        "ReversibleEmbedding",
         "RowSparseFlush",
         "load_word_vectors",
         "row_sparse",
+        "tables",
     ]
+    assert keras_embed.row_sparse.__all__ == [
+        "SGD",
+        "Adagrad",
+        "LazyAdam",
+        "RowOptimizer",
+        "RowSparseFlush",
+        "RowSparseTable",
+        "flush_model",
+        "get",
+        "serialize",
+    ]
+    assert keras_embed.__version__ == "0.2.0"
     row_optimizers = (
         keras_embed.row_sparse.SGD,
         keras_embed.row_sparse.Adagrad,
@@ -62,6 +110,7 @@ def test_public_api():
     )
     registered = (
         keras_embed.Embedding,
+        keras_embed.ReversibleEmbedding,
         keras_embed.EmbeddingBag,
         *row_optimizers,
     )

@@ -6,6 +6,7 @@ import pytest
 from keras import ops
 
 from keras_embed import Embedding
+from keras_embed import ReversibleEmbedding
 from keras_embed import RowSparseFlush
 from keras_embed import row_sparse
 from tests.testing import backend
@@ -43,9 +44,9 @@ def _model(embedding):
     return keras.Model(inputs, outputs)
 
 
-def _sparse(optimizer, table=None, **kwargs):
+def _sparse(optimizer, table=None, layer_class=Embedding, **kwargs):
     kwargs.setdefault("max_ids_per_step", BATCH * LENGTH)
-    return Embedding(
+    return layer_class(
         VOCAB,
         DIM,
         weights=[_table() if table is None else table],
@@ -153,7 +154,7 @@ def test_duplicate_ids_are_summed_like_the_dense_gradient():
         table -= 0.3 * grads / np.sqrt(accumulator + 1e-7)
     np.testing.assert_allclose(to_numpy(layer.embeddings), table, atol=1e-5)
     np.testing.assert_allclose(
-        to_numpy(layer._row_sparse.slots["accumulator"]), accumulator, atol=1e-5
+        to_numpy(layer.table.slots["accumulator"]), accumulator, atol=1e-5
     )
     if backend() != "tensorflow":
         # On JAX and PyTorch keras.layers.Embedding sums duplicates too.
@@ -185,7 +186,7 @@ def test_lazy_adam_matches_numpy_reference():
         v[rows] += (grads[rows] ** 2 - v[rows]) * 0.1
         alpha = 0.05 * np.sqrt(1 - 0.9**step) / (1 - 0.8**step)
         table[rows] -= alpha * m[rows] / (np.sqrt(v[rows]) + 1e-7)
-    slots = layer._row_sparse.slots
+    slots = layer.table.slots
     np.testing.assert_allclose(to_numpy(layer.embeddings), table, atol=1e-5)
     np.testing.assert_allclose(to_numpy(slots["momentum"]), m, atol=1e-6)
     np.testing.assert_allclose(to_numpy(slots["velocity"]), v, atol=1e-6)
@@ -193,7 +194,7 @@ def test_lazy_adam_matches_numpy_reference():
     np.testing.assert_array_equal(
         to_numpy(layer.embeddings)[untouched], _table()[untouched]
     )
-    assert int(to_numpy(layer._row_sparse.iterations)) == len(ids)
+    assert int(to_numpy(layer.table.iterations)) == len(ids)
 
 
 def test_lazy_adam_equals_adam_when_every_row_is_touched():
@@ -246,7 +247,7 @@ def test_update_is_deferred_to_the_next_call_and_flush():
     layer.flush()
     model.evaluate(probe, np.zeros((BATCH, LENGTH, DIM)), verbose=0)
     np.testing.assert_allclose(to_numpy(layer.embeddings), expected, atol=1e-7)
-    assert int(to_numpy(layer._row_sparse.iterations)) == 1
+    assert int(to_numpy(layer.table.iterations)) == 1
 
 
 def test_flush_applies_the_pending_update_eagerly():
@@ -335,15 +336,13 @@ def test_state_is_saved_and_restored():
     assert revived.get_config() == layer.get_config()
     # Saving flushed the pending update, and the file holds the moments.
     for name in ("momentum", "velocity"):
-        saved = to_numpy(revived._row_sparse.slots[name])
+        saved = to_numpy(revived.table.slots[name])
         assert np.any(saved != 0)
-        np.testing.assert_array_equal(
-            saved, to_numpy(layer._row_sparse.slots[name])
-        )
+        np.testing.assert_array_equal(saved, to_numpy(layer.table.slots[name]))
     np.testing.assert_array_equal(
         to_numpy(revived.embeddings), to_numpy(layer.embeddings)
     )
-    assert int(to_numpy(revived._row_sparse.iterations)) == 3
+    assert int(to_numpy(revived.table.iterations)) == 3
     # Training on from the file gives what training on in memory gives.
     for trained in (model, reloaded):
         trained.compile("sgd", _linear_loss)
@@ -488,7 +487,7 @@ def test_padding_id_and_max_norm_match_dense_mode():
 
 def test_tied_reverse_is_refused_in_training_and_sees_updates_outside():
     ids, weights = _linear_steps(steps=1)
-    layer = _sparse("sgd")
+    layer = _sparse("sgd", layer_class=ReversibleEmbedding)
     hidden = np.ones((2, DIM), "float32")
     with pytest.raises(ValueError, match="tie_weights"):
         layer(hidden, reverse=True, training=True)

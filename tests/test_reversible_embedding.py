@@ -4,6 +4,7 @@ import pytest
 from keras import ops
 
 from keras_embed import Embedding
+from keras_embed import ReversibleEmbedding
 from tests import testing
 from tests.gradients import weight_gradients
 
@@ -13,7 +14,7 @@ HIDDEN = RNG.normal(size=(2, 3, 4)).astype("float32")
 
 
 def test_tied_logits_match_numpy():
-    layer = Embedding(7, 4, weights=TABLE)
+    layer = ReversibleEmbedding(7, 4, weights=TABLE)
     logits = layer(HIDDEN, reverse=True)
     assert tuple(logits.shape) == (2, 3, 7)
     np.testing.assert_allclose(
@@ -22,7 +23,7 @@ def test_tied_logits_match_numpy():
 
 
 def test_logit_soft_cap_matches_numpy():
-    layer = Embedding(7, 4, weights=TABLE * 10, logit_soft_cap=2.5)
+    layer = ReversibleEmbedding(7, 4, weights=TABLE * 10, logit_soft_cap=2.5)
     logits = testing.to_numpy(layer(HIDDEN, reverse=True))
     expected = 2.5 * np.tanh((HIDDEN @ (TABLE * 10).T) / 2.5)
     np.testing.assert_allclose(logits, expected, rtol=1e-5, atol=1e-5)
@@ -30,7 +31,7 @@ def test_logit_soft_cap_matches_numpy():
 
 
 def test_untied_projection_is_its_own_weight():
-    layer = Embedding(7, 4, weights=TABLE, tie_weights=False)
+    layer = ReversibleEmbedding(7, 4, weights=TABLE, tie_weights=False)
     layer.build()
     assert tuple(layer.reverse_embeddings.shape) == (4, 7)
     assert len(layer.trainable_weights) == 2
@@ -59,7 +60,7 @@ def test_untied_projection_is_its_own_weight():
 
 
 def test_tied_gradient_and_padding_row():
-    layer = Embedding(7, 4, weights=TABLE, padding_id=3)
+    layer = ReversibleEmbedding(7, 4, weights=TABLE, padding_id=3)
     upstream = RNG.normal(size=(2, 3, 7)).astype("float32")
     logits = testing.to_numpy(layer(HIDDEN, reverse=True))
     np.testing.assert_array_equal(logits[..., 3], 0)
@@ -78,7 +79,7 @@ def test_tied_gradient_and_padding_row():
     "reverse_dtype, expected", [(None, "float16"), ("float32", "float32")]
 )
 def test_reverse_dtype_under_mixed_precision(reverse_dtype, expected):
-    layer = Embedding(
+    layer = ReversibleEmbedding(
         7, 4, weights=TABLE, reverse_dtype=reverse_dtype, dtype="mixed_float16"
     )
     logits = layer(HIDDEN, reverse=True)
@@ -92,7 +93,7 @@ def test_reverse_dtype_under_mixed_precision(reverse_dtype, expected):
 
 def tied_model(**kwargs):
     ids = keras.Input((3,), dtype="int32")
-    embedding = Embedding(7, 4, mask_zero=True, **kwargs)
+    embedding = ReversibleEmbedding(7, 4, mask_zero=True, **kwargs)
     hidden = keras.layers.Dense(4)(embedding(ids))
     return keras.Model(ids, embedding(hidden, reverse=True))
 
@@ -128,7 +129,7 @@ def test_untied_model_saves_both_matrices():
 
 
 def test_reverse_checks_the_hidden_size_not_the_ids():
-    layer = Embedding(7, 4)
+    layer = ReversibleEmbedding(7, 4)
     # Host floats in reverse mode are hidden states, not ids to validate.
     layer(np.full((2, 4), 0.5, "float32"), reverse=True)
     with pytest.raises(ValueError, match="last axis is output_dim=4"):
@@ -148,15 +149,34 @@ def test_reverse_checks_the_hidden_size_not_the_ids():
 )
 def test_bad_reverse_arguments_raise(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        Embedding(7, 4, **kwargs)
+        ReversibleEmbedding(7, 4, **kwargs)
 
 
 def test_reverse_config_round_trip():
-    layer = Embedding(
+    layer = ReversibleEmbedding(
         7, 4, tie_weights=False, reverse_dtype="float32", logit_soft_cap=30
     )
     config = layer.get_config()
     assert config["tie_weights"] is False
     assert config["reverse_dtype"] == "float32"
     assert config["logit_soft_cap"] == 30.0
-    assert Embedding.from_config(config).get_config() == config
+    assert ReversibleEmbedding.from_config(config).get_config() == config
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"tie_weights": False}, {"reverse_dtype": "float32"}]
+)
+def test_plain_embedding_no_longer_takes_reverse_arguments(kwargs):
+    # 0.2.0 moved the projection to ReversibleEmbedding, as in Keras 3.
+    with pytest.raises(ValueError, match="Unrecognized keyword arguments"):
+        Embedding(7, 4, **kwargs)
+    with pytest.raises(TypeError, match="reverse"):
+        Embedding(7, 4)(HIDDEN, reverse=True)
+
+
+def test_weights_before_tie_weights_build_the_reverse_matrix():
+    # `weights=` builds at construction, which must already see tie_weights.
+    layer = ReversibleEmbedding(7, 4, tie_weights=False, weights=TABLE)
+    assert layer.built
+    assert tuple(layer.reverse_embeddings.shape) == (4, 7)
+    np.testing.assert_array_equal(testing.to_numpy(layer.embeddings), TABLE)

@@ -1,0 +1,210 @@
+import keras
+from keras import ops
+
+from keras_embed import _padding
+from keras_embed._validation import positive_number
+from keras_embed.embedding import Embedding
+from keras_embed.row_sparse.table import refuse_tied_reverse_training
+
+
+@keras.saving.register_keras_serializable(package="keras_embed")
+class ReversibleEmbedding(Embedding):
+    """An `Embedding` that can also project hidden states back to logits.
+
+    The signature and the call are those of Keras 3's
+    `keras.layers.ReversibleEmbedding` (and keras-hub's): `reverse=True`
+    turns hidden states `(..., output_dim)` into logits `(..., input_dim)`
+    over the vocabulary, with the transposed `embeddings` (tied input and
+    output embeddings, the default) or a separate `reverse_embeddings`
+    matrix. Every `keras_embed.Embedding` argument (`padding_id`,
+    `max_norm`, `input_length`, `weights`, `sparse_optimizer`, ...) is
+    accepted through `**kwargs` and acts on the forward lookup.
+
+    With `padding_id`, the padding row of a tied table reads as zeros in
+    the projection too, so its logit is always 0 and it gets no gradient.
+    With `sparse_optimizer`, a tied reverse call can only run outside
+    training: a training call would need a gradient for every row, which
+    row-sparse training does not compute (use `tie_weights=False`).
+
+    Args:
+        input_dim: Size of the vocabulary: the largest id + 1.
+        output_dim: Size of each embedding vector.
+        tie_weights: If True (default), project with the transposed
+            `embeddings`; if False, the layer owns a separate trainable
+            `reverse_embeddings` matrix of shape `(output_dim, input_dim)`,
+            initialised with `embeddings_initializer`.
+        embeddings_initializer: Initializer for the `embeddings` matrix.
+        embeddings_regularizer: Regularizer for the `embeddings` matrix.
+        embeddings_constraint: Constraint for the `embeddings` matrix.
+        mask_zero: Whether id 0 is a padding value to be masked out. With
+            it, the logits of a reverse call carry the hidden states' mask.
+        reverse_dtype: Dtype of the reverse projection and of its logits:
+            the hidden states and the kernel are cast to it before the
+            matmul. None means the layer's compute dtype; pass "float32"
+            for float32 logits under mixed precision.
+        logit_soft_cap: Optional positive number `c`: reverse calls return
+            `c * tanh(logits / c)`.
+        **kwargs: Other `keras_embed.Embedding` arguments and base layer
+            arguments such as `name` and `dtype`.
+
+    Call arguments:
+        inputs: Ids, as for `Embedding`; with `reverse=True`, float hidden
+            states `(..., output_dim)`.
+        reverse: If True, return the logits instead of looking ids up.
+        training: As for `Embedding`.
+
+    Input shape:
+        Ids `(d1, ..., dn)`, or hidden states `(d1, ..., dn, output_dim)`
+        with `reverse=True`.
+
+    Output shape:
+        `(d1, ..., dn, output_dim)`, or `(d1, ..., dn, input_dim)` with
+        `reverse=True`.
+
+    Example:
+
+    >>> layer = ReversibleEmbedding(100, 8)
+    >>> hidden = layer(np.random.randint(100, size=(2, 5)))
+    >>> layer(hidden, reverse=True).shape
+    (2, 5, 100)
+    """
+
+    def __init__(
+        self,
+        input_dim,
+        output_dim,
+        tie_weights=True,
+        embeddings_initializer="uniform",
+        embeddings_regularizer=None,
+        embeddings_constraint=None,
+        mask_zero=False,
+        reverse_dtype=None,
+        logit_soft_cap=None,
+        **kwargs,
+    ):
+        if logit_soft_cap is not None:
+            logit_soft_cap = positive_number(
+                logit_soft_cap,
+                "logit_soft_cap",
+                "Pass e.g. logit_soft_cap=30.0, or None for plain logits.",
+            )
+        # Set before `super().__init__`, which builds the layer at once
+        # when `weights` is given, and `build` reads them.
+        self.tie_weights = bool(tie_weights)
+        self.reverse_dtype = _reverse_dtype(reverse_dtype)
+        self.logit_soft_cap = logit_soft_cap
+        self._reverse_call = False
+        super().__init__(
+            input_dim,
+            output_dim,
+            embeddings_initializer=embeddings_initializer,
+            embeddings_regularizer=embeddings_regularizer,
+            embeddings_constraint=embeddings_constraint,
+            mask_zero=mask_zero,
+            **kwargs,
+        )
+
+    def build(self, input_shape=None):
+        if self.built:
+            return
+        super().build(input_shape)
+        if not self.tie_weights:
+            self.reverse_embeddings = self.add_weight(
+                shape=(self.output_dim, self.input_dim),
+                initializer=self.embeddings_initializer,
+                name="reverse_embeddings",
+                trainable=True,
+            )
+
+    def __call__(self, inputs, *args, reverse=False, **kwargs):
+        if not reverse:
+            return super().__call__(inputs, *args, **kwargs)
+        # Keras asks `compute_mask` without the call's arguments, and the
+        # host id check must not see hidden states.
+        self._reverse_call = True
+        try:
+            return keras.layers.Layer.__call__(
+                self, inputs, *args, reverse=True, **kwargs
+            )
+        finally:
+            self._reverse_call = False
+
+    def call(self, inputs, reverse=False, training=None):
+        if not reverse:
+            return super().call(inputs, training=training)
+        _check_hidden_shape(inputs.shape, self.output_dim, self.name)
+        if self.tie_weights:
+            if self.sparse_optimizer is not None:
+                if training and self.trainable:
+                    refuse_tied_reverse_training(self.name)
+                self.flush()
+            table = _padding.without_padding_row(
+                self.embeddings, self.padding_id
+            )
+            kernel = ops.transpose(table)
+        else:
+            kernel = self.reverse_embeddings
+        dtype = self.reverse_dtype or self.compute_dtype
+        logits = ops.matmul(ops.cast(inputs, dtype), ops.cast(kernel, dtype))
+        if self.logit_soft_cap is not None:
+            cap = self.logit_soft_cap
+            logits = ops.tanh(logits / cap) * cap
+        return logits
+
+    def compute_mask(self, inputs, mask=None):
+        if self._reverse_call:
+            return mask
+        return super().compute_mask(inputs, mask)
+
+    def compute_output_shape(self, input_shape, reverse=False):
+        if not reverse:
+            return super().compute_output_shape(input_shape)
+        input_shape = tuple(input_shape)
+        _check_hidden_shape(input_shape, self.output_dim, self.name)
+        return input_shape[:-1] + (self.input_dim,)
+
+    def compute_output_spec(self, inputs, reverse=False):
+        if not reverse:
+            return super().compute_output_spec(inputs)
+        return keras.KerasTensor(
+            self.compute_output_shape(inputs.shape, reverse=True),
+            dtype=self.reverse_dtype or self.compute_dtype,
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "tie_weights": self.tie_weights,
+                "reverse_dtype": self.reverse_dtype,
+                "logit_soft_cap": self.logit_soft_cap,
+            }
+        )
+        return config
+
+
+def _reverse_dtype(reverse_dtype):
+    if reverse_dtype is None:
+        return None
+    try:
+        dtype = keras.backend.standardize_dtype(reverse_dtype)
+    except ValueError:
+        dtype = None
+    if dtype is None or "float" not in dtype:
+        raise ValueError(
+            "`reverse_dtype` must be None (the layer's compute dtype) or a "
+            f"floating dtype name, but received {reverse_dtype!r}. Pass "
+            "e.g. reverse_dtype='float32' for float32 logits under mixed "
+            "precision."
+        )
+    return dtype
+
+
+def _check_hidden_shape(shape, output_dim, layer_name):
+    if len(shape) == 0 or shape[-1] not in (None, output_dim):
+        raise ValueError(
+            f"Layer '{layer_name}' called with reverse=True expects inputs "
+            f"whose last axis is output_dim={output_dim}, but received "
+            f"shape {tuple(shape)}. Pass hidden states of shape "
+            f"(..., {output_dim})."
+        )

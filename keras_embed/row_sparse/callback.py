@@ -1,0 +1,33 @@
+"""Applying pending row updates from outside the layer."""
+
+import keras
+
+
+def flush_model(model):
+    """Applies the pending row updates of every row-sparse table in `model`
+    (walking nested models and layers)."""
+    for layer in _walk(model):
+        if getattr(layer, "sparse_optimizer", None) is not None:
+            layer.flush()
+
+
+def _walk(layer, seen=None):
+    seen = set() if seen is None else seen
+    if id(layer) in seen:
+        return
+    seen.add(id(layer))
+    yield layer
+    for child in getattr(layer, "layers", None) or ():
+        yield from _walk(child, seen)
+
+
+class RowSparseFlush(keras.callbacks.Callback):
+    """Applies pending row-sparse updates when `fit` ends.
+
+    Every call of a row-sparse `Embedding` and every save already apply the
+    last step's update; this callback is for reading the table directly
+    (`layer.embeddings`, `model.get_weights()`) right after `fit`.
+    """
+
+    def on_train_end(self, logs=None):
+        flush_model(self.model)
