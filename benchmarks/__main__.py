@@ -8,7 +8,6 @@ import time
 from benchmarks import suites
 
 RESULTS_DIR = os.path.join(os.path.dirname(__file__), "results")
-NOTES = "findings.md"  # hand-written; appended to REPORT.md when present
 
 
 def main(argv=None):
@@ -34,8 +33,8 @@ def _parser():
     )
     run.add_argument(
         "--out",
-        help="results JSON (default for the full grids: benchmarks/results/"
-        "<backend>.json, <backend>-gpu.json on a GPU; otherwise none)",
+        help="results JSON (default: benchmarks/results/<backend>[-gpu]"
+        "[-quick].json; none for --tiny)",
     )
     run.add_argument(
         "--threads",
@@ -89,9 +88,11 @@ def _run(args):
         doc["suites"][name] = suites.description(suite)
         doc["settings"][f"{name} wall s"] = round(time.perf_counter() - started)
     out = args.out
-    if out is None and grid == "full":
+    if out is None and grid != "tiny":
         gpu = "-gpu" if backends.on_gpu() else ""
-        out = os.path.join(RESULTS_DIR, f"{backends.name()}{gpu}.json")
+        quick = "-quick" if grid == "quick" else ""
+        name = f"{backends.name()}{gpu}{quick}.json"
+        out = os.path.join(RESULTS_DIR, name)
     records.check(found)
     if out:
         records.write(out, found, **doc)
@@ -108,11 +109,9 @@ def _report(args):
     if not docs:
         _log(f"no results JSON in {args.results_dir}")
         return 1
-    notes = os.path.join(args.results_dir, NOTES)
-    extra = open(notes).read() if os.path.exists(notes) else None
     path = os.path.join(args.results_dir, "REPORT.md")
     with open(path, "w") as file:
-        file.write(report.render(docs, extra))
+        file.write(report.render(docs))
     _log(f"wrote {path}")
     return 0
 

@@ -11,7 +11,7 @@ _NOTE = (
 )
 
 
-def render(docs, extra_markdown=None):
+def render(docs):
     found = [{**r, "run": doc["file"]} for doc in docs for r in doc["records"]]
     parts = ["# keras_embed benchmarks", "", _NOTE, "", *_runs(docs)]
     parts += _summary(found)
@@ -21,8 +21,6 @@ def render(docs, extra_markdown=None):
     for suite in _ordered(r["suite"] for r in found):
         picked = [r for r in found if r["suite"] == suite]
         parts += _suite(suite, descriptions.get(suite, ""), picked)
-    if extra_markdown:
-        parts += [extra_markdown.strip(), ""]
     return "\n".join(parts)
 
 

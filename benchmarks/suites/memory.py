@@ -5,6 +5,8 @@ case over the child's RSS at start; `device_mb` = peak GPU memory (GPU only).
 The times are those of the measured calls or steps, for reference.
 """
 
+import time
+
 from benchmarks.harness import backends
 from benchmarks.harness import memory
 from benchmarks.harness import records
@@ -46,9 +48,12 @@ def run(grid, log):
         for v, d, o in train
         for i in TRAINING
     ]
+    batch = 8 if grid == "tiny" else training.BATCH
     log(f"memory: {len(specs)} cases")
     found = memory.isolated(
-        "benchmarks.suites.memory:measure", specs, inline=grid == "tiny"
+        "benchmarks.suites.memory:measure",
+        [{**spec, "batch": batch} for spec in specs],
+        inline=grid == "tiny",
     )
     errors = [r["error"] for r in found if "error" in r]
     if errors:
@@ -67,7 +72,7 @@ def measure(spec):
         case = f"forward V={spec['vocab']:.0e} d={spec['dim']} ids={shape}"
         params = {"mode": mode}
     else:
-        batch = 8 if spec["vocab"] < 1000 else training.BATCH
+        batch = spec["batch"]
         model = training.build_model(
             spec["impl"], table, spec["optimizer"], batch
         )
@@ -77,7 +82,7 @@ def measure(spec):
             f"training V={spec['vocab']:.0e} d={spec['dim']} "
             + (spec["optimizer"])
         )
-        params = {"batch": [batch, training.LENGTH]}
+        params = {"batch": [batch, training.LENGTH], "mode": "fit"}
     return records.record(
         "memory",
         case,
@@ -106,8 +111,6 @@ def _forward(spec, table, mode):
 
 
 def _timed_call(lookup, ids):
-    import time
-
     start = time.perf_counter()
     backends.sync(lookup(ids))
     return time.perf_counter() - start
