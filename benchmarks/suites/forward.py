@@ -20,20 +20,22 @@ BASELINE = "keras"
 LAYERS = ("keras", "keras_embed", "keras_embed_unchecked")
 
 
-def _cases(vocabs, dims, shapes):
+def grid_cases(vocabs, dims, shapes):
     return [(v, d, s) for v in vocabs for d in dims for s in shapes]
 
 
 # (cases (vocab, dim, ids shape), warmup, repeats, min_repeat_s)
 GRIDS = {
     "full": (
-        _cases((1_000, 100_000, 1_000_000), (16, 128), ((32, 10), (4096, 50))),
+        grid_cases(
+            (1_000, 100_000, 1_000_000), (16, 128), ((32, 10), (4096, 50))
+        ),
         2,
         11,
         0.02,
     ),
     "quick": (
-        _cases((1_000, 100_000), (16,), ((32, 10), (4096, 50))),
+        grid_cases((1_000, 100_000), (16,), ((32, 10), (4096, 50))),
         1,
         10,
         0.005,

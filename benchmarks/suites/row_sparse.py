@@ -12,13 +12,13 @@ BASELINE = "keras"
 IMPLS = ("keras", "keras_embed_row_sparse")
 
 GRIDS = {
-    "full": training._cases(
+    "full": training.grid_cases(
         (10_000, 1_000_000),
         64,
         ("adam", "sgd"),
         {10_000: (3, 5, 4), 1_000_000: (2, 5, 3)},
     ),
-    "quick": training._cases(
+    "quick": training.grid_cases(
         (10_000, 1_000_000),
         64,
         ("adam",),

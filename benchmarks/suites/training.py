@@ -23,19 +23,19 @@ IMPLS = ("keras", "keras_embed")
 BATCH, LENGTH = 1024, 10
 
 
-def _cases(vocabs, dim, optimizers, steps):
+def grid_cases(vocabs, dim, optimizers, steps):
     # steps[vocab]: (warm-up steps, rounds, steps per round)
     return [(v, dim, o, *steps[v]) for v in vocabs for o in optimizers]
 
 
 GRIDS = {
-    "full": _cases(
+    "full": grid_cases(
         (10_000, 1_000_000),
         64,
         ("sgd", "adam"),
         {10_000: (3, 6, 4), 1_000_000: (2, 5, 3)},
     ),
-    "quick": _cases((10_000,), 64, ("sgd",), {10_000: (2, 4, 3)}),
+    "quick": grid_cases((10_000,), 64, ("sgd",), {10_000: (2, 4, 3)}),
     "tiny": [(50, 4, "sgd", 1, 1, 2)],
 }
 
