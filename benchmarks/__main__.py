@@ -1,11 +1,11 @@
 """`python -m benchmarks run|report`: see --help."""
 
 import argparse
-import json
 import os
 import sys
+import time
 
-from benchmarks import grid as grids
+from benchmarks import suites
 
 RESULTS_DIR = os.path.join(os.path.dirname(__file__), "results")
 
@@ -18,91 +18,106 @@ def main(argv=None):
 def _parser():
     parser = argparse.ArgumentParser(prog="python -m benchmarks")
     commands = parser.add_subparsers(required=True)
-
     run = commands.add_parser(
-        "run", help="benchmark the current KERAS_BACKEND into a JSON file"
+        "run", help="run suites on the current KERAS_BACKEND"
+    )
+    run.add_argument(
+        "--suites",
+        default=",".join(suites.SUITES),
+        help=f"comma-separated subset of {','.join(suites.SUITES)}",
     )
     size = run.add_mutually_exclusive_group()
-    size.add_argument(
-        "--quick", action="store_true", help="small grid, under 2 minutes"
-    )
+    size.add_argument("--quick", action="store_true", help="small grids")
     size.add_argument(
         "--tiny", action="store_true", help="one case each, for tests"
     )
     run.add_argument(
         "--out",
-        help="JSON output path (default for the full grid: "
-        "benchmarks/results/<backend>.json; otherwise none)",
-    )
-    run.add_argument(
-        "--sections",
-        default="memory,forward,training",
-        help="comma-separated subset of memory,forward,training",
+        help="results JSON (default: benchmarks/results/<backend>[-gpu]"
+        "[-quick].json; none for --tiny)",
     )
     run.add_argument(
         "--threads",
         type=int,
         default=1,
-        help="backend intra-op threads (default 1, steadier on a shared "
+        help="backend intra-op CPU threads (default 1, steadier on a shared "
         "machine; 0 keeps the backend's default)",
     )
     run.set_defaults(command=_run)
-
     report = commands.add_parser(
-        "report", help="write REPORT.md (and the plot) from results JSON"
+        "report", help="write REPORT.md from the results JSON files"
     )
     report.add_argument("--results-dir", default=RESULTS_DIR)
-    report.add_argument(
-        "--plot", action="store_true", help="also draw a PNG (matplotlib)"
-    )
     report.set_defaults(command=_report)
     return parser
 
 
 def _run(args):
-    from benchmarks import backends
-    from benchmarks import report
-    from benchmarks import runner
+    from benchmarks.harness import backends
+    from benchmarks.harness import machine
+    from benchmarks.harness import records
+    from benchmarks.harness import report
 
-    grid = (
-        grids.TINY if args.tiny else grids.QUICK if args.quick else grids.FULL
-    )
-    sections = tuple(s for s in args.sections.split(",") if s)
     if args.threads:
         backends.limit_threads(args.threads)
-    results = runner.run(grid, sections)
-    results["settings"]["threads"] = args.threads or "backend default"
+    grid = "tiny" if args.tiny else "quick" if args.quick else "full"
+    names = [n for n in suites.SUITES if n in args.suites.split(",")]
+    unknown = set(args.suites.split(",")) - set(names)
+    if unknown:
+        print(f"unknown suites {sorted(unknown)}", file=sys.stderr)
+        return 2
+    doc = {
+        "backend": backends.name(),
+        "grid": grid,
+        "machine": machine.describe(),
+        "settings": {
+            "threads": args.threads or "backend default",
+            "compiler": backends.COMPILER[backends.name()],
+            "native": backends.NATIVE_LOOKUP[backends.name()],
+        },
+        "suites": {},
+    }
+    found = []
+    for name in names:
+        suite = suites.load(name)
+        if backends.name() not in getattr(suite, "BACKENDS", [doc["backend"]]):
+            _log(f"{name}: skipped, runs on {suite.BACKENDS} only")
+            continue
+        started = time.perf_counter()
+        found += records.add_ratios(suite.run(grid, _log), suite.BASELINE)
+        doc["suites"][name] = suites.description(suite)
+        doc["settings"][f"{name} wall s"] = round(time.perf_counter() - started)
     out = args.out
-    if out is None and grid is grids.FULL:
-        out = os.path.join(RESULTS_DIR, f"{backends.name()}.json")
+    if out is None and grid != "tiny":
+        gpu = "-gpu" if backends.on_gpu() else ""
+        quick = "-quick" if grid == "quick" else ""
+        name = f"{backends.name()}{gpu}{quick}.json"
+        out = os.path.join(RESULTS_DIR, name)
+    records.check(found)
     if out:
-        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-        with open(out, "w") as file:
-            json.dump(results, file, indent=1)
-            file.write("\n")
-        print(f"wrote {out}", file=sys.stderr)
-    print(report.render([results]))
+        records.write(out, found, **doc)
+        _log(f"wrote {out}")
+    print(report.render([{**doc, "file": out or "-", "records": found}]))
     return 0
 
 
 def _report(args):
-    from benchmarks import report
+    from benchmarks.harness import records
+    from benchmarks.harness import report
 
-    results = report.load(args.results_dir)
-    if not results:
-        print(f"no results JSON in {args.results_dir}", file=sys.stderr)
+    docs = records.load(args.results_dir)
+    if not docs:
+        _log(f"no results JSON in {args.results_dir}")
         return 1
     path = os.path.join(args.results_dir, "REPORT.md")
-    plot_name = None
-    if args.plot:
-        from benchmarks import plot
-
-        plot_name = plot.draw(results, args.results_dir)
-    findings = report.findings(args.results_dir)
     with open(path, "w") as file:
-        file.write(report.render(results, plot_name, findings))
-    print(f"wrote {path}", file=sys.stderr)
+        file.write(report.render(docs))
+    _log(f"wrote {path}")
     return 0
+
+
+def _log(message):
+    print(message, file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

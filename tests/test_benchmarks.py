@@ -1,7 +1,7 @@
-"""The benchmark harness runs end to end on one tiny case per section.
+"""The benchmark harness runs every suite's tiny grid end to end.
 
-Only the report's fields are checked, never a timing: this test keeps the
-harness from rotting, it does not benchmark anything.
+Only the records' schema and the report are checked, never a speed: this
+test keeps the harness from rotting, it does not benchmark anything.
 """
 
 import json
@@ -10,87 +10,86 @@ import keras
 import pytest
 
 from benchmarks import __main__ as cli
-from benchmarks import grid
-from benchmarks import report
-from benchmarks import runner
-
-FORWARD_IMPLS = {
-    "keras_embed",
-    "keras",
-    "keras_embed_unchecked",
-    "native",
-    "keras_embed_alternative",
-    "bare_take",
-    "numpy_copy",
-}
+from benchmarks import suites
+from benchmarks.harness import records
 
 
 @pytest.fixture(scope="module")
-def results():
-    return runner.run(grid.TINY, memory_isolation="inline", log=lambda _: None)
+def results(tmp_path_factory):
+    path = tmp_path_factory.mktemp("results") / "run.json"
+    assert cli.main(["run", "--tiny", "--out", str(path)]) == 0
+    return json.loads(path.read_text())
 
 
-def test_results_name_backend_versions_and_machine(results):
-    assert results["backend"] == keras.backend.backend()
-    assert results["versions"]["keras"] == keras.__version__
-    assert results["machine"]["cpu_count"] >= 1
-    assert results["copy_bandwidth"]["gb_per_s"] > 0
-
-
-def test_forward_rows_cover_every_candidate_in_both_modes(results):
-    seen = {(row["mode"], row["impl"]) for row in results["forward"]}
-    assert {impl for _, impl in seen} == FORWARD_IMPLS
-    assert {"eager", "compiled"} <= {mode for mode, _ in seen}
-    for row in results["forward"]:
-        assert row["min_s"] <= row["median_s"] <= row["max_s"]
-        assert row["repeats"] == grid.TINY.repeats
-
-
-def test_training_and_memory_rows_are_complete(results):
-    assert {row["impl"] for row in results["training"]} == {
-        "keras_embed",
-        "keras",
-        "keras_embed_alternative",
+def _expected_suites():
+    backend = keras.backend.backend()
+    return {
+        name
+        for name in suites.SUITES
+        if backend in getattr(suites.load(name), "BACKENDS", [backend])
     }
-    assert all(row["repeats"] >= 1 for row in results["training"])
-    assert {row["section"] for row in results["memory"]} == {
-        "forward",
-        "training",
-    }
-    assert all("error" not in row for row in results["memory"])
-    assert all(row["peak_mb"] >= row["start_mb"] for row in results["memory"])
 
 
-def test_summary_judges_every_target(results):
-    judged = results["summary"]["targets"]
-    assert len(judged) == 5
-    assert all(target["met"] in (True, False) for target in judged)
-    modes = {r["mode"] for r in results["summary"]["safety_cost"]}
+def test_every_suite_writes_records_of_the_schema(results):
+    found = results["records"]
+    assert results["schema"] == records.SCHEMA
+    assert {r["suite"] for r in found} == _expected_suites()
+    assert set(results["suites"]) == _expected_suites()
+    records.check(found)
+    for r in found:
+        assert r["backend"] == keras.backend.backend()
+        assert r["device"] == results["machine"]["device"]
+        assert 0 < r["min_ms"] <= r["median_ms"] <= r["max_ms"]
+        assert r["ratio"] > 0
+
+
+def test_ratios_are_against_each_suites_baseline(results):
+    for r in results["records"]:
+        baseline = suites.load(r["suite"]).BASELINE
+        assert r["baseline"] == baseline
+        if r["impl"] == baseline:
+            assert r["ratio"] == 1.0
+
+
+def test_forward_times_every_candidate_in_every_mode(results):
+    forward = [r for r in results["records"] if r["suite"] == "forward"]
+    modes = {r["params"]["mode"] for r in forward}
     assert {"eager", "compiled"} <= modes
+    for mode in modes:
+        assert {r["impl"] for r in forward if r["params"]["mode"] == mode} == {
+            "keras",
+            "keras_embed",
+            "keras_embed_unchecked",
+            "bare_take",
+            "native",
+        }
 
 
-def test_report_command_writes_markdown_without_a_plot(results, tmp_path):
-    path = tmp_path / f"{results['backend']}.json"
-    path.write_text(json.dumps(results))
+def test_memory_records_a_peak_per_case(results):
+    picked = [r for r in results["records"] if r["suite"] == "memory"]
+    assert {r["impl"] for r in picked} >= {"keras", "keras_embed", "native"}
+    assert all(r["rss_mb"] >= 0 for r in picked)
+
+
+def test_machine_names_cpu_versions_and_device(results):
+    machine = results["machine"]
+    assert machine["cpu_count"] >= 1
+    assert machine["versions"]["keras"] == keras.__version__
+    assert machine["device"] == "cpu" or machine["device"].startswith("gpu")
+
+
+def test_report_renders_a_table_per_suite(results, tmp_path):
+    (tmp_path / "run.json").write_text(json.dumps(results))
+    (tmp_path / "old.json").write_text(json.dumps({"schema": 1}))
     assert cli.main(["report", "--results-dir", str(tmp_path)]) == 0
     text = (tmp_path / "REPORT.md").read_text()
-    for heading in ("## Targets", "### Forward lookup", "### Bad-id safety"):
-        assert heading in text
-    assert f"## {results['backend']}" in text
-    assert report.render([results]).startswith("# keras_embed benchmarks")
+    assert "## Summary" in text
+    for suite in _expected_suites():
+        assert f"## {suite}\n" in text
+    assert "| run.json | cpu |" in text or "| run.json | gpu" in text
+    assert "old.json" not in text
 
 
-@pytest.mark.skipif(
-    keras.backend.backend() != "torch",
-    reason="compares with torch.nn.functional.embedding_bag",
-)
-def test_embedding_bag_benchmark_agrees_with_torch_and_reports_fields():
-    from benchmarks import embedding_bag
-
-    case = embedding_bag.run_case(
-        embedding_bag.TINY_CASES[0], warmup=1, repeats=1
-    )
-    assert case["max_abs_diff"] < 1e-6
-    for section in ("forward", "forward_backward"):
-        assert set(case[section]) == {"keras_embed", "torch_native"}
-        assert case[section]["keras_embed"]["repeats"] == 1
+def test_record_rejects_fields_outside_the_schema():
+    with pytest.raises(ValueError, match="not in the schema"):
+        records.record("s", "c", "i", {}, {}, speed=1.0)

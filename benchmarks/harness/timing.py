@@ -7,50 +7,49 @@ of them alike, so their ratios stay meaningful when absolute times do not.
 import statistics
 import time
 
+from benchmarks.harness import backends
+
 _MAX_CALLS_PER_REPEAT = 2000
 
 
-def time_round_robin(candidates, sync, warmup, repeats, min_repeat_s):
+def round_robin(candidates, warmup, repeats, min_repeat_s):
     """Times each zero-argument callable; returns {name: stats}.
 
-    `sync` blocks until a result is computed (JAX dispatches asynchronously).
     A repeat is `calls` back-to-back calls, enough to last `min_repeat_s`
-    judged by the fastest warm-up call; its time is divided by `calls`.
+    judged by the fastest warm-up call, then one sync; its time is divided
+    by `calls`.
     """
     calls = {
-        name: _calls_per_repeat(fn, sync, warmup, min_repeat_s)
+        name: _calls_per_repeat(fn, warmup, min_repeat_s)
         for name, fn in candidates.items()
     }
     samples = {name: [] for name in candidates}
     for _ in range(repeats):
         for name, fn in candidates.items():
-            samples[name].append(_one_repeat(fn, sync, calls[name]))
-    return {
-        name: summarize(times, calls_per_repeat=calls[name])
-        for name, times in samples.items()
-    }
+            samples[name].append(_one_repeat(fn, calls[name]))
+    return {name: stats(times) for name, times in samples.items()}
 
 
-def _calls_per_repeat(fn, sync, warmup, min_repeat_s):
-    fastest = min(_one_repeat(fn, sync, 1) for _ in range(max(1, warmup)))
+def _calls_per_repeat(fn, warmup, min_repeat_s):
+    fastest = min(_one_repeat(fn, 1) for _ in range(max(1, warmup)))
     if fastest <= 0 or min_repeat_s <= 0:
         return 1
     return max(1, min(_MAX_CALLS_PER_REPEAT, round(min_repeat_s / fastest)))
 
 
-def _one_repeat(fn, sync, calls):
+def _one_repeat(fn, calls):
     start = time.perf_counter()
     for _ in range(calls):
         out = fn()
-    sync(out)
+    backends.sync(out)
     return (time.perf_counter() - start) / calls
 
 
-def summarize(times, **extra):
+def stats(seconds):
+    """The schema's timing fields from samples in seconds."""
     return {
-        "median_s": statistics.median(times),
-        "min_s": min(times),
-        "max_s": max(times),
-        "repeats": len(times),
-        **extra,
+        "median_ms": statistics.median(seconds) * 1e3,
+        "min_ms": min(seconds) * 1e3,
+        "max_ms": max(seconds) * 1e3,
+        "repeats": len(seconds),
     }
