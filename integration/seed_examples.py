@@ -32,7 +32,7 @@ def tf_2_5_example():
     input_array = np.random.randint(1000, size=(32, 10))
     model.compile("rmsprop", "mse")
     output_array = model.predict(input_array, verbose=0)
-    print(output_array.shape)
+    print(f"TF 2.5 docs: print(output_array.shape) -> {output_array.shape}")
     return model.output_shape, output_array.shape
 
 
@@ -59,8 +59,9 @@ def main():
         ok = got == expected
         failed |= not ok
         print(
-            f"[{keras.backend.backend()}] {name}: output_shape={got[0]} "
-            f"predict={got[1]} {'OK' if ok else f'WRONG, expected {expected}'}"
+            f"[{keras.backend.backend()}] {name}: model.output_shape={got[0]}, "
+            f"model.predict(...).shape={got[1]}: "
+            f"{'OK' if ok else f'WRONG, expected {expected}'}"
         )
     return 1 if failed else 0
 

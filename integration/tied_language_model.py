@@ -1,12 +1,11 @@
 """A tiny language model whose output layer is its input embedding.
 
-`Embedding(..., padding_id=0, mask_zero=True)` embeds the tokens, a GRU
-mixes the context, and the same layer called with `reverse=True` turns the
-hidden states into logits over the vocabulary (tied weights, as in Press &
-Wolf 2016). Padded positions are masked out
-of the loss by the mask the logits carry. Prints the loss as it falls and
-exits non-zero if it does not fall, if the weights are not tied, or if the
-padding row moved.
+`ReversibleEmbedding(..., padding_id=0, mask_zero=True)` embeds the tokens,
+a GRU mixes the context, and the same layer called with `reverse=True` turns
+the hidden states into logits over the vocabulary (tied weights, as in Press
+& Wolf 2016). Padded positions are masked out of the loss by the mask the
+logits carry. Prints the loss as it falls and exits non-zero if it does not
+fall, if the weights are not tied, or if the padding row moved.
 """
 
 import sys
@@ -14,7 +13,7 @@ import sys
 import keras
 import numpy as np
 
-from keras_embed import Embedding
+from keras_embed import ReversibleEmbedding
 
 VOCAB = 40  # id 0 is padding
 DIM = 24
@@ -36,7 +35,7 @@ def corpus(count, rng):
 
 def tied_model():
     tokens = keras.Input((LENGTH,), dtype="int32")
-    embedding = Embedding(
+    embedding = ReversibleEmbedding(
         VOCAB, DIM, padding_id=0, mask_zero=True, logit_soft_cap=30.0
     )
     hidden = embedding(tokens)
