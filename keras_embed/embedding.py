@@ -215,18 +215,7 @@ class Embedding(keras.layers.Layer):
         makes the layer non-trainable. `kwargs` are any other constructor
         arguments, e.g. `padding_id=0, mask_zero=True`.
         """
-        for name in ("input_dim", "output_dim", "weights", "trainable"):
-            if name in kwargs:
-                raise ValueError(
-                    f"`from_pretrained` sets `{name}` from `matrix` and "
-                    f"`freeze`; do not pass `{name}`."
-                )
-        matrix = np.asarray(ops.convert_to_numpy(matrix))
-        if matrix.ndim != 2:
-            raise ValueError(
-                "`from_pretrained` expects an (input_dim, output_dim) matrix, "
-                f"but received shape {matrix.shape}."
-            )
+        matrix = _pretrained_matrix(matrix, kwargs)
         return cls(
             *matrix.shape, weights=matrix, trainable=not freeze, **kwargs
         )
@@ -327,27 +316,11 @@ class Embedding(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         input_shape = tuple(input_shape)
-        if self._lengths is None:
-            return input_shape + (self.output_dim,)
-        axes = input_shape[1:]
-        if len(axes) != len(self._lengths):
-            raise ValueError(
-                f"Layer '{self.name}' has input_length={self.input_length} "
-                f"({len(self._lengths)} non-batch axes), but received input "
-                f"shape {input_shape} with {len(axes)}. Pass an "
-                "input_length with one entry per non-batch axis."
+        if self._lengths is not None:
+            input_shape = _apply_input_length(
+                input_shape, self._lengths, self.input_length, self.name
             )
-        lengths = []
-        for expected, actual in zip(self._lengths, axes, strict=True):
-            if None not in (expected, actual) and expected != actual:
-                raise ValueError(
-                    f"Layer '{self.name}' has input_length="
-                    f"{self.input_length}, but received input shape "
-                    f"{input_shape}. Make the input's non-batch axes match "
-                    "input_length, or set input_length=None."
-                )
-            lengths.append(actual if expected is None else expected)
-        return (input_shape[0], *lengths, self.output_dim)
+        return input_shape + (self.output_dim,)
 
     def compute_output_spec(self, inputs):
         _ids.check_id_dtype(inputs.dtype, self.input_dim, self.name)
@@ -412,6 +385,28 @@ def _upgrade_config(cls, config):
     return {name: value for name, value in config.items() if name not in moved}
 
 
+def _apply_input_length(input_shape, lengths, input_length, layer_name):
+    """`input_shape` with its non-batch axes checked against, and filled
+    in from, `lengths` (the normalised `input_length`)."""
+    axes = input_shape[1:]
+    if len(axes) != len(lengths):
+        raise ValueError(
+            f"Layer '{layer_name}' has input_length={input_length} "
+            f"({len(lengths)} non-batch axes), but received input shape "
+            f"{input_shape} with {len(axes)}. Pass an input_length with one "
+            "entry per non-batch axis."
+        )
+    for expected, actual in zip(lengths, axes, strict=True):
+        if None not in (expected, actual) and expected != actual:
+            raise ValueError(
+                f"Layer '{layer_name}' has input_length={input_length}, but "
+                f"received input shape {input_shape}. Make the input's "
+                "non-batch axes match input_length, or set input_length=None."
+            )
+    filled = (a if e is None else e for e, a in zip(lengths, axes, strict=True))
+    return (input_shape[0], *filled)
+
+
 def _sequence_lengths(input_length):
     """`input_length` as None or a tuple of positive ints / None."""
     if input_length is None:
@@ -438,6 +433,22 @@ def _sequence_lengths(input_length):
             "whose entries are positive integers or None (one per "
             f"non-batch axis), but received {input_length!r}."
         ) from None
+
+
+def _pretrained_matrix(matrix, kwargs):
+    for name in ("input_dim", "output_dim", "weights", "trainable"):
+        if name in kwargs:
+            raise ValueError(
+                f"`from_pretrained` sets `{name}` from `matrix` and "
+                f"`freeze`; do not pass `{name}`."
+            )
+    matrix = np.asarray(ops.convert_to_numpy(matrix))
+    if matrix.ndim != 2:
+        raise ValueError(
+            "`from_pretrained` expects an (input_dim, output_dim) matrix, "
+            f"but received shape {matrix.shape}."
+        )
+    return matrix
 
 
 def _initial_weights(weights, input_dim, output_dim):

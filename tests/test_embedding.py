@@ -1,6 +1,7 @@
 """Constructor, shapes, dtypes, regularizers and parity with Keras."""
 
 import inspect
+import warnings
 
 import keras
 import numpy as np
@@ -439,3 +440,22 @@ def test_bit_identical_inside_fit_and_predict():
     np.testing.assert_array_equal(
         to_numpy(ours.embeddings), to_numpy(theirs.embeddings)
     )
+
+
+def _warn_once():
+    warnings.warn("shown once per location", UserWarning, stacklevel=1)
+
+
+def test_creating_a_layer_leaves_the_warning_machinery_alone():
+    # Touching warning filters resets every module's "already shown"
+    # registry, so warnings users had seen would print again per layer.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        _warn_once()
+        filters = list(warnings.filters)
+        model = keras.Sequential([Embedding(10, 2, input_length=3)])
+        Embedding(10, 2)
+        assert warnings.filters == filters
+        _warn_once()
+    assert model.output_shape == (None, 3, 2)
+    assert [str(w.message) for w in caught] == ["shown once per location"]

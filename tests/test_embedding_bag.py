@@ -1,3 +1,5 @@
+import warnings
+
 import keras
 import numpy as np
 import pytest
@@ -97,6 +99,22 @@ def test_mask_from_a_previous_layer_in_a_model():
         reference(IDS, "mean", (IDS != 0) & (IDS != 7)),
         rtol=1e-5,
         atol=1e-6,
+    )
+
+
+@pytest.mark.parametrize("mask_zero", [False, True])
+def test_masked_input_raises_no_warning_about_the_inner_layer(mask_zero):
+    ids = keras.Input((4,), dtype="int32")
+    bag = EmbeddingBag(8, 4, "sum", weights=TABLE, mask_zero=mask_zero)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = keras.Model(ids, bag(MaskSevens()(ids)))
+        out = model.predict(IDS.astype("int32"), verbose=0)
+    messages = [str(w.message) for w in caught]
+    assert not [m for m in messages if "mask" in m], messages
+    keep = (IDS != 7) & ((IDS != 0) if mask_zero else True)
+    np.testing.assert_allclose(
+        out, reference(IDS, "sum", keep), rtol=1e-5, atol=1e-6
     )
 
 
