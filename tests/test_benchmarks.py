@@ -17,7 +17,9 @@ from benchmarks.harness import records
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     path = tmp_path_factory.mktemp("results") / "run.json"
-    assert cli.main(["run", "--tiny", "--out", str(path)]) == 0
+    assert (
+        cli.main(["run", "--tiny", "--threads", "0", "--out", str(path)]) == 0
+    )
     return json.loads(path.read_text())
 
 
