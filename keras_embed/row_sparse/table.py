@@ -67,6 +67,28 @@ def refuse_tied_reverse_training(layer_name):
     )
 
 
+def check_slot_layouts(embeddings, slots):
+    """Refuses optimizer slots laid out unlike the table under a
+    `keras.distribution`: a replicated slot would put a whole-table copy
+    on every device and gather the sharded rows on every update."""
+    distribution = keras.distribution.distribution()
+    if distribution is None:
+        return
+    expected = tuple(distribution.get_variable_layout(embeddings).axes)
+    for slot in slots.values():
+        found = tuple(distribution.get_variable_layout(slot).axes)
+        if found != expected:
+            names = "|".join(["embeddings", *slots])
+            layer_path = embeddings.path.rsplit("/", 1)[0]
+            raise ValueError(
+                f"The row-sparse optimizer slot '{slot.path}' has layout "
+                f"{found} but its table '{embeddings.path}' has {expected}: "
+                "the slots must be sharded like the table. Give the "
+                "LayoutMap one key matching the table and its slots, e.g. "
+                f'layout_map[".*{layer_path}/({names})"] = {expected}.'
+            )
+
+
 class RowSparseTable(tables.LookupTable):
     """A table trained row by row by its own row-wise optimizer.
 
@@ -146,6 +168,7 @@ class RowSparseTable(tables.LookupTable):
             )
             for name, initializer in optimizer.slots.items()
         }
+        check_slot_layouts(embeddings, self.slots)
 
     def lookup(self, ids, keep=None, training=False):
         """Applies the pending update, then looks `ids` up; in training,
