@@ -162,11 +162,11 @@ class ReversibleEmbedding(Embedding):
         return self._finish_logits(logits)
 
     def _finish_logits(self, logits):
-        if self.quantization_mode is not None and self.tie_weights:
-            logits = _padding.without_padding_row(
-                ops.transpose(logits), self.padding_id
-            )
-            logits = ops.transpose(logits)
+        padding = self.padding_id
+        if self.quantization_mode and self.tie_weights and padding is not None:
+            # The padding row's logit is 0, as for the float table.
+            ids = ops.arange(self.input_dim, dtype="int32")
+            logits = ops.where(ids != padding, logits, 0)
         if self.logit_soft_cap is not None:
             cap = self.logit_soft_cap
             logits = ops.tanh(logits / cap) * cap
