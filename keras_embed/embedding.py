@@ -10,6 +10,8 @@ from keras import regularizers
 from keras_embed import _ids
 from keras_embed import _norm
 from keras_embed import _padding
+from keras_embed import lora
+from keras_embed import quantization
 from keras_embed import row_sparse
 from keras_embed import tables
 from keras_embed._validation import index_dtype
@@ -106,6 +108,10 @@ class Embedding(keras.layers.Layer):
             `Adagrad` or `Adam` (made lazy). A step's update is applied when
             the layer is next called (training or not), by `flush()` and
             before saving. See docs/row_sparse.md.
+        lora_rank: Optional rank: the layer is built with LoRA enabled
+            (see `enable_lora`), as Keras 3's `Embedding`.
+        lora_alpha: LoRA scale numerator (the delta is scaled by
+            `lora_alpha / lora_rank`); defaults to `lora_rank`.
         max_ids_per_step: With `sparse_optimizer`, the most ids one training
             call may look up (batch size x ids per example, duplicates
             included). Required then; sizes a gradient buffer of
@@ -157,6 +163,8 @@ class Embedding(keras.layers.Layer):
         norm_type=2.0,
         sparse_optimizer=None,
         max_ids_per_step=None,
+        lora_rank=None,
+        lora_alpha=None,
         **kwargs,
     ):
         input_dim = positive_int(input_dim, "input_dim")
@@ -196,6 +204,9 @@ class Embedding(keras.layers.Layer):
         self.sparse_optimizer = sparse_optimizer
         self.max_ids_per_step = max_ids_per_step
         self.index_dtype = index_dtype(input_dim)
+        self.lora_rank = lora_rank
+        self.lora_alpha = lora_alpha if lora_alpha is not None else lora_rank
+        self.lora_enabled = False
         self._lengths = lengths
         self._initial_weights = weights
         if weights is not None:
@@ -223,6 +234,17 @@ class Embedding(keras.layers.Layer):
     def build(self, input_shape=None):
         if self.built:
             return
+        if self.quantization_mode is not None:
+            # A quantized model reloaded from its config.
+            mode = self.quantization_mode
+            self._add_quantized_weights(
+                mode, quantization.block_size(mode, None, self.dtype_policy)
+            )
+            self.table = self.make_table()
+            self.built = True
+            if self.lora_rank:
+                self.enable_lora(self.lora_rank, self.lora_alpha)
+            return
         sparse = self.sparse_optimizer is not None
         constraint = self.embeddings_constraint
         if self.padding_id is not None:
@@ -231,7 +253,7 @@ class Embedding(keras.layers.Layer):
             )
         # A row-sparse table is not trainable: the model's optimizer would
         # rewrite all of it. Its table applies the constraint to new rows.
-        self.embeddings = self.add_weight(
+        self._embeddings = self.add_weight(
             shape=(self.input_dim, self.output_dim),
             initializer=self.embeddings_initializer,
             name="embeddings",
@@ -248,13 +270,48 @@ class Embedding(keras.layers.Layer):
             self.embeddings.assign(
                 _padding.zero_row(self.embeddings, self.padding_id)
             )
+        if self.lora_rank:
+            self.enable_lora(self.lora_rank, self.lora_alpha)
+
+    @property
+    def embeddings(self):
+        """The table: the weight itself, or with LoRA and/or quantization
+        the float table they stand for (dequantized, delta merged)."""
+        if self.lora_enabled or self.quantization_mode is not None:
+            return self.table.dense()
+        try:
+            return self._embeddings
+        except AttributeError:
+            raise AttributeError(
+                f"Layer '{self.name}' has no `embeddings` until it is built."
+            ) from None
 
     def make_table(self):
         """Returns the `keras_embed.tables.LookupTable` this layer reads its
         rows through. Called once by `build`, after `embeddings` exists;
         override it to plug in another storage."""
-        if self.sparse_optimizer is None:
-            return tables.DenseTable(self.embeddings, self.index_dtype)
+        if self.quantization_mode is not None:
+            table = quantization.QuantizedTable(
+                self._saved_variables(self._quantized_names()),
+                self.quantization_mode,
+                self.output_dim,
+                self.index_dtype,
+            )
+        elif self.sparse_optimizer is None:
+            table = tables.DenseTable(self._embeddings, self.index_dtype)
+        else:
+            return self._row_sparse_table()
+        if not self.lora_enabled:
+            return table
+        return lora.LoraTable(
+            table,
+            self.lora_embeddings_a,
+            self.lora_embeddings_b,
+            self.lora_alpha / self.lora_rank,
+            self.index_dtype,
+        )
+
+    def _row_sparse_table(self):
         return row_sparse.RowSparseTable(
             self.embeddings,
             self.sparse_optimizer,
@@ -305,9 +362,183 @@ class Embedding(keras.layers.Layer):
         if self.built:
             self.table.flush()
 
+    def enable_lora(
+        self,
+        rank,
+        lora_alpha=None,
+        a_initializer="he_uniform",
+        b_initializer="zeros",
+    ):
+        """Freezes the table and trains a rank-`rank` delta over it, as
+        Keras 3's `Embedding.enable_lora` (see `keras_embed.lora`)."""
+        lora.check_can_enable(
+            self.name,
+            self.built,
+            self.lora_enabled,
+            self.embeddings_constraint,
+            self.sparse_optimizer is not None,
+        )
+        rank = positive_int(rank, "rank")
+        self._tracker.unlock()
+        try:
+            for name, shape, initializer in (
+                ("lora_embeddings_a", (self.input_dim, rank), a_initializer),
+                ("lora_embeddings_b", (rank, self.output_dim), b_initializer),
+            ):
+                variable = self.add_weight(
+                    name=name,
+                    shape=shape,
+                    initializer=initializers.get(initializer),
+                    dtype="float32",
+                    regularizer=self.embeddings_regularizer,
+                )
+                setattr(self, name, variable)
+        finally:
+            self._tracker.lock()
+        if self.quantization_mode is None:
+            self._embeddings.trainable = False
+        self.lora_enabled = True
+        self.lora_rank = rank
+        self.lora_alpha = lora_alpha if lora_alpha is not None else rank
+        self.table = self.make_table()
+
+    def quantize(self, mode=None, type_check=True, config=None):
+        if type_check and type(self) is not Embedding:
+            raise self._not_implemented_error(self.quantize)
+        self._quantize(mode, config)
+
+    def _quantize(self, mode, config):
+        quantization.check_mode(mode, self.name)
+        if self.sparse_optimizer is not None:
+            raise ValueError(
+                f"Layer '{self.name}' trains its rows with a "
+                "`sparse_optimizer`; a quantized table cannot be trained "
+                "row by row. Quantize a copy built without "
+                "`sparse_optimizer` (copy the weights over) instead."
+            )
+        size = quantization.block_size(mode, config, self.dtype_policy)
+        values = quantization.quantize_matrix(
+            self._embeddings, mode, size, config
+        )
+        del self._embeddings
+        self._add_quantized_weights(mode, size, values)
+        self._is_quantized = True
+        if self.dtype_policy.quantization_mode is None:
+            self.dtype_policy = quantization.policy_name(
+                mode, size, self.dtype_policy.name
+            )
+        self.table = self.make_table()
+
+    def _add_quantized_weights(self, mode, size, values=None):
+        self._block_size = size
+        specs = quantization.variable_specs(
+            self.input_dim, self.output_dim, mode, size
+        )
+        for index, (name, shape, dtype) in enumerate(specs):
+            variable = self.add_weight(
+                name=name,
+                shape=shape,
+                dtype=dtype,
+                initializer="zeros",
+                trainable=False,
+            )
+            if values is not None:
+                variable.assign(values[index])
+            setattr(
+                self, "_embeddings" if name == "embeddings" else name, variable
+            )
+        if values is None and size is not None:
+            self.g_idx.assign(
+                ops.cast(ops.arange(self.output_dim) // size, "float32")
+            )
+        self._is_quantized = True
+
+    def _quantized_names(self):
+        specs = quantization.variable_specs(
+            self.input_dim,
+            self.output_dim,
+            self.quantization_mode,
+            self._block_size,
+        )
+        return [name for name, _, _ in specs]
+
+    def quantized_call(self, *args, **kwargs):
+        # The table dequantizes; ids, masks and norms go through `call`.
+        return self.call(*args, **kwargs)
+
+    @property
+    def variable_serialization_spec(self):
+        """The names of the variables saved, in order, by quantization
+        mode: those of Keras 3's `Embedding`, so weight files cross. Any
+        other state of the layer is not saved."""
+        names = {None: ["embeddings"]}
+        for mode in quantization.MODES:
+            names[mode] = [
+                name
+                for name, _, _ in quantization.variable_specs(
+                    self.input_dim,
+                    self.output_dim,
+                    mode,
+                    getattr(self, "_block_size", None),
+                )
+            ]
+        return names
+
+    def _saved_variables(self, names):
+        return [
+            self._embeddings if name == "embeddings" else getattr(self, name)
+            for name in names
+        ]
+
+    def _saved_values(self):
+        """Name -> value to save: LoRA's delta merged into the table."""
+        names = self.variable_serialization_spec[self.quantization_mode]
+        if not self.lora_enabled:
+            return dict(zip(names, self._saved_variables(names), strict=True))
+        merged = self.table.dense()
+        if self.padding_id is not None:
+            merged = _padding.zero_row(merged, self.padding_id)
+        values = {"embeddings": merged}
+        if self.quantization_mode is not None:
+            values = quantization.quantize_matrix(
+                merged, self.quantization_mode, self._block_size
+            )
+            values = dict(zip(self._quantized_names(), values, strict=True))
+        # Others (a reversible layer's untied kernel) are saved as held.
+        for name in names:
+            if name not in values:
+                values[name] = self._saved_variables([name])[0]
+        return values
+
     def save_own_variables(self, store):
+        if not self.built:
+            return
         self.flush()
-        super().save_own_variables(store)
+        if self.sparse_optimizer is not None:
+            return super().save_own_variables(store)
+        values = self._saved_values()
+        names = self.variable_serialization_spec[self.quantization_mode]
+        for index, name in enumerate(names):
+            store[str(index)] = values[name]
+
+    def load_own_variables(self, store):
+        if self.sparse_optimizer is not None or not self.built:
+            return super().load_own_variables(store)
+        names = self.variable_serialization_spec[self.quantization_mode]
+        if len(store.keys()) != len(names):
+            raise ValueError(
+                f"Layer '{self.name}' loads {len(names)} variables {names}, "
+                f"but the file holds {len(store.keys())}. Load a file saved "
+                "by a layer with the same quantization mode and "
+                "`tie_weights`."
+            )
+        for index, variable in enumerate(self._saved_variables(names)):
+            variable.assign(store[str(index)])
+        if self.lora_enabled:
+            # The file holds the merged table: start the delta at zero.
+            self.lora_embeddings_b.assign(
+                ops.zeros(self.lora_embeddings_b.shape)
+            )
 
     def compute_mask(self, inputs, mask=None):
         if not self.mask_zero:
@@ -360,6 +591,9 @@ class Embedding(keras.layers.Layer):
                 self.sparse_optimizer
             )
             config["max_ids_per_step"] = self.max_ids_per_step
+        if self.lora_rank:
+            config["lora_rank"] = self.lora_rank
+            config["lora_alpha"] = self.lora_alpha
         return config
 
 

@@ -2,6 +2,7 @@ import keras
 from keras import ops
 
 from keras_embed import _padding
+from keras_embed import quantization
 from keras_embed._validation import positive_number
 from keras_embed.embedding import Embedding
 from keras_embed.row_sparse.table import refuse_tied_reverse_training
@@ -108,7 +109,11 @@ class ReversibleEmbedding(Embedding):
         if self.built:
             return
         super().build(input_shape)
-        if not self.tie_weights:
+        if self.tie_weights:
+            return
+        if self.quantization_mode is not None:
+            self._add_quantized_reverse(self.quantization_mode, None)
+        else:
             self.reverse_embeddings = self.add_weight(
                 shape=(self.output_dim, self.input_dim),
                 initializer=self.embeddings_initializer,
@@ -133,6 +138,14 @@ class ReversibleEmbedding(Embedding):
         if not reverse:
             return super().call(inputs, training=training)
         _check_hidden_shape(inputs.shape, self.output_dim, self.name)
+        if self.quantization_mode is not None:
+            logits = quantization.project(
+                inputs,
+                self._quantized_kernel(),
+                self.tie_weights,
+                self.reverse_dtype or self.compute_dtype,
+            )
+            return self._finish_logits(logits)
         if self.tie_weights:
             if self.sparse_optimizer is not None:
                 if training and self.trainable:
@@ -146,10 +159,82 @@ class ReversibleEmbedding(Embedding):
             kernel = self.reverse_embeddings
         dtype = self.reverse_dtype or self.compute_dtype
         logits = ops.matmul(ops.cast(inputs, dtype), ops.cast(kernel, dtype))
+        return self._finish_logits(logits)
+
+    def _finish_logits(self, logits):
+        padding = self.padding_id
+        if self.quantization_mode and self.tie_weights and padding is not None:
+            # The padding row's logit is 0, as for the float table.
+            ids = ops.arange(self.input_dim, dtype="int32")
+            logits = ops.where(ids != padding, logits, 0)
         if self.logit_soft_cap is not None:
             cap = self.logit_soft_cap
             logits = ops.tanh(logits / cap) * cap
         return logits
+
+    def quantize(self, mode=None, type_check=True, config=None):
+        if type_check and type(self) is not ReversibleEmbedding:
+            raise self._not_implemented_error(self.quantize)
+        reverse = None
+        if not self.tie_weights:
+            size = quantization.block_size(mode, config, self.dtype_policy)
+            quantization.check_mode(mode, self.name)
+            reverse = quantization.quantize_matrix(
+                self.reverse_embeddings, mode, size, config, vector_axis=0
+            )
+        self._quantize(mode, config)
+        if reverse is not None:
+            del self.reverse_embeddings
+            self._add_quantized_reverse(mode, reverse)
+
+    def _reverse_specs(self, mode, size):
+        return quantization.variable_specs(
+            self.input_dim, self.output_dim, mode, size, vector_axis=0
+        )
+
+    def _add_quantized_reverse(self, mode, values):
+        specs = self._reverse_specs(mode, self._block_size)
+        for index, (name, shape, dtype) in enumerate(specs):
+            variable = self.add_weight(
+                name=name,
+                shape=shape,
+                dtype=dtype,
+                initializer="zeros",
+                trainable=False,
+            )
+            if values is not None:
+                variable.assign(values[index])
+            setattr(self, name, variable)
+
+    def _quantized_kernel(self):
+        mode = self.quantization_mode
+        if self.tie_weights:
+            names = self._quantized_names()
+            return quantization.QuantizedMatrix(
+                self._saved_variables(names), mode, self.output_dim
+            )
+        specs = self._reverse_specs(mode, self._block_size)
+        names = [name for name, _, _ in specs]
+        return quantization.QuantizedMatrix(
+            [getattr(self, name) for name in names],
+            mode,
+            self.output_dim,
+            vector_axis=0,
+            g_idx=getattr(self, "g_idx", None),
+        )
+
+    @property
+    def variable_serialization_spec(self):
+        names = super().variable_serialization_spec
+        if self.tie_weights:
+            return names
+        names[None] = names[None] + ["reverse_embeddings"]
+        size = getattr(self, "_block_size", None)
+        for mode in quantization.MODES:
+            names[mode] = names[mode] + [
+                name for name, _, _ in self._reverse_specs(mode, size)
+            ]
+        return names
 
     def compute_mask(self, inputs, mask=None):
         if self._reverse_call:

@@ -35,6 +35,11 @@ class LookupTable:
     def flush(self):
         """Applies any deferred update; a no-op for tables without one."""
 
+    def dense(self):
+        """The whole `(input_dim, output_dim)` table as the layer's
+        `embeddings` property gives it."""
+        raise NotImplementedError
+
 
 class DenseTable(LookupTable):
     """Rows read from one `(input_dim, output_dim)` weight with `ops.take`."""
@@ -45,6 +50,9 @@ class DenseTable(LookupTable):
 
     def lookup(self, ids, keep=None, training=False):
         return gather(self.embeddings, ids, keep, self.index_dtype)
+
+    def dense(self):
+        return self.embeddings
 
 
 def gather(table, ids, keep, index_dtype):
