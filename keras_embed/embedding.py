@@ -198,6 +198,8 @@ class Embedding(keras.layers.Layer):
         self.index_dtype = index_dtype(input_dim)
         self._lengths = lengths
         self._initial_weights = weights
+        self._ids_checked_on_host = False
+        self._invalid_ids = None
         if weights is not None:
             # As Keras 3: a layer given its weights holds them at once.
             self.build()
@@ -251,6 +253,15 @@ class Embedding(keras.layers.Layer):
             trainable=not sparse,
         )
         self.table = self.make_table()
+        # Counts the bad ids compiled calls zero instead of raising on.
+        # Never saved: files hold what keras.layers.Embedding's hold.
+        self._invalid_ids = self.add_weight(
+            shape=(),
+            initializer="zeros",
+            dtype="int32",
+            name="invalid_id_count",
+            trainable=False,
+        )
         self.built = True
         if self._initial_weights is not None:
             self.embeddings.assign(self._initial_weights)
@@ -288,8 +299,15 @@ class Embedding(keras.layers.Layer):
             )
         # NumPy and Python ids are checked before Keras converts them: JAX
         # without x64 would wrap int64 ids beyond int32 into valid rows.
-        inputs = _ids.host_ids(inputs, self.input_dim, self.name)
-        return super().__call__(inputs, *args, **kwargs)
+        checked = _ids.host_ids(inputs, self.input_dim, self.name)
+        if checked is inputs:
+            return super().__call__(inputs, *args, **kwargs)
+        # Checked once: `call` need not look at these ids again.
+        self._ids_checked_on_host = True
+        try:
+            return super().__call__(checked, *args, **kwargs)
+        finally:
+            self._ids_checked_on_host = False
 
     def call(self, inputs, training=None):
         training = bool(training) and self.trainable
@@ -301,11 +319,35 @@ class Embedding(keras.layers.Layer):
         return self._lookup(ids, training)
 
     def _lookup(self, ids, training):
-        keep = _ids.check_ids(ids, self.input_dim, self.name)
+        keep = self._check_ids(ids)
         keep = _padding.keep_mask(ids, keep, self.padding_id)
         outputs = self.table.lookup(ids, keep, training=training)
         outputs = _norm.clip_by_norm(outputs, self.max_norm, self.norm_type)
         return ops.cast(outputs, self.compute_dtype)
+
+    def _check_ids(self, ids):
+        """None when every id is valid (eager calls raise otherwise), else
+        the mask of valid ids, whose misses are counted."""
+        if self._ids_checked_on_host:
+            return None
+        keep = _ids.check_ids(ids, self.input_dim, self.name)
+        if keep is not None:
+            self._invalid_ids.assign_add(_ids.count_invalid(keep))
+        return keep
+
+    @property
+    def invalid_id_count(self):
+        """How many invalid ids this layer has looked up as zeros since it
+        was built or last reset: compiled calls cannot raise on them. See
+        `keras_embed.InvalidIdCheck`. 0 before the layer is built."""
+        if not self.built:
+            return 0
+        return int(ops.convert_to_numpy(self._invalid_ids))
+
+    def reset_invalid_id_count(self):
+        """Sets `invalid_id_count` back to 0."""
+        if self.built:
+            self._invalid_ids.assign(0)
 
     def flush(self):
         """Applies the pending row-sparse update of the last training step.
@@ -318,7 +360,42 @@ class Embedding(keras.layers.Layer):
 
     def save_own_variables(self, store):
         self.flush()
-        super().save_own_variables(store)
+        for i, variable in enumerate(self._saved_variables()):
+            store[str(i)] = variable
+
+    def load_own_variables(self, store):
+        variables = self._saved_variables()
+        if len(store.keys()) != len(variables):
+            raise ValueError(
+                f"Layer '{self.name}' expected {len(variables)} variables "
+                f"({[v.name for v in variables]}), but the file holds "
+                f"{len(store.keys())} for it. Load a file saved from a "
+                "layer with the same arguments."
+            )
+        for i, variable in enumerate(variables):
+            variable.assign(store[str(i)])
+
+    def get_weights(self):
+        """The saved weights as NumPy arrays: all but the invalid-id
+        counter, so they cross with `keras.layers.Embedding`'s."""
+        return [ops.convert_to_numpy(v) for v in self._saved_variables()]
+
+    def set_weights(self, weights):
+        """Sets the weights `get_weights` returns, in the same order."""
+        variables = self._saved_variables()
+        if len(weights) != len(variables):
+            raise ValueError(
+                f"Layer '{self.name}' expects {len(variables)} weight "
+                f"arrays ({[v.name for v in variables]}), but received "
+                f"{len(weights)}. Pass the list `get_weights()` returns."
+            )
+        for variable, value in zip(variables, weights, strict=True):
+            variable.assign(value)
+
+    def _saved_variables(self):
+        """The weights a file holds, in Keras's order: all but the
+        invalid-id counter, so files cross with keras.layers.Embedding."""
+        return [v for v in self.weights if v is not self._invalid_ids]
 
     def compute_mask(self, inputs, mask=None):
         if not self.mask_zero:
