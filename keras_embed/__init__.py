@@ -4,6 +4,7 @@ from keras_embed import row_sparse
 from keras_embed import tables
 from keras_embed.embedding import Embedding
 from keras_embed.embedding_bag import EmbeddingBag
+from keras_embed.invalid_id_check import InvalidIdCheck
 from keras_embed.pretrained import PretrainedVectors
 from keras_embed.pretrained import load_word_vectors
 from keras_embed.reversible_embedding import ReversibleEmbedding
@@ -15,6 +16,7 @@ __all__ = [
     "DenseTable",
     "Embedding",
     "EmbeddingBag",
+    "InvalidIdCheck",
     "LookupTable",
     "PretrainedVectors",
     "ReversibleEmbedding",

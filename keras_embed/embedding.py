@@ -14,9 +14,12 @@ from keras_embed import lora
 from keras_embed import quantization
 from keras_embed import row_sparse
 from keras_embed import tables
+from keras_embed._saving import WeightFileMixin
 from keras_embed._validation import index_dtype
 from keras_embed._validation import is_ragged
 from keras_embed._validation import positive_int
+from keras_embed.lora import LoraMixin
+from keras_embed.quantization import QuantizationMixin
 from keras_embed.row_sparse.table import check_max_ids_per_step
 from keras_embed.row_sparse.table import refuse_regularizer
 
@@ -30,7 +33,9 @@ _MOVED_REVERSE_ARGUMENTS = {
 
 
 @keras.saving.register_keras_serializable(package="keras_embed")
-class Embedding(keras.layers.Layer):
+class Embedding(
+    WeightFileMixin, QuantizationMixin, LoraMixin, keras.layers.Layer
+):
     """Turns non-negative integer ids into dense vectors of fixed size.
 
     A drop-in for the classic `tf.keras.layers.Embedding`, written only
@@ -209,6 +214,8 @@ class Embedding(keras.layers.Layer):
         self.lora_enabled = False
         self._lengths = lengths
         self._initial_weights = weights
+        self._ids_checked_on_host = False
+        self._invalid_ids = None
         if weights is not None:
             # As Keras 3: a layer given its weights holds them at once.
             self.build()
@@ -241,6 +248,7 @@ class Embedding(keras.layers.Layer):
                 mode, quantization.block_size(mode, None, self.dtype_policy)
             )
             self.table = self.make_table()
+            self._add_invalid_id_counter()
             self.built = True
             if self.lora_rank:
                 self.enable_lora(self.lora_rank, self.lora_alpha)
@@ -262,6 +270,7 @@ class Embedding(keras.layers.Layer):
             trainable=not sparse,
         )
         self.table = self.make_table()
+        self._add_invalid_id_counter()
         self.built = True
         if self._initial_weights is not None:
             self.embeddings.assign(self._initial_weights)
@@ -272,6 +281,17 @@ class Embedding(keras.layers.Layer):
             )
         if self.lora_rank:
             self.enable_lora(self.lora_rank, self.lora_alpha)
+
+    def _add_invalid_id_counter(self):
+        # Counts the bad ids compiled calls zero instead of raising on.
+        # Never saved: files hold what keras.layers.Embedding's hold.
+        self._invalid_ids = self.add_weight(
+            shape=(),
+            initializer="zeros",
+            dtype="int32",
+            name="invalid_id_count",
+            trainable=False,
+        )
 
     @property
     def embeddings(self):
@@ -334,8 +354,15 @@ class Embedding(keras.layers.Layer):
             )
         # NumPy and Python ids are checked before Keras converts them: JAX
         # without x64 would wrap int64 ids beyond int32 into valid rows.
-        inputs = _ids.host_ids(inputs, self.input_dim, self.name)
-        return super().__call__(inputs, *args, **kwargs)
+        checked = _ids.host_ids(inputs, self.input_dim, self.name)
+        if checked is inputs:
+            return super().__call__(inputs, *args, **kwargs)
+        # Checked once: `call` need not look at these ids again.
+        self._ids_checked_on_host = True
+        try:
+            return super().__call__(checked, *args, **kwargs)
+        finally:
+            self._ids_checked_on_host = False
 
     def call(self, inputs, training=None):
         training = bool(training) and self.trainable
@@ -347,11 +374,41 @@ class Embedding(keras.layers.Layer):
         return self._lookup(ids, training)
 
     def _lookup(self, ids, training):
-        keep = _ids.check_ids(ids, self.input_dim, self.name)
+        keep = self._check_ids(ids)
         keep = _padding.keep_mask(ids, keep, self.padding_id)
         outputs = self.table.lookup(ids, keep, training=training)
         outputs = _norm.clip_by_norm(outputs, self.max_norm, self.norm_type)
         return ops.cast(outputs, self.compute_dtype)
+
+    def _check_ids(self, ids):
+        """None when every id is valid (eager calls raise otherwise), else
+        the mask of valid ids, whose misses are counted."""
+        if self._ids_checked_on_host:
+            return None
+        keep = _ids.check_ids(ids, self.input_dim, self.name)
+        if keep is not None:
+            self._invalid_ids.assign_add(_ids.count_invalid(keep))
+        return keep
+
+    @property
+    def invalid_id_count(self):
+        """How many invalid ids this layer has looked up as zeros since it
+        was built or last reset: compiled calls cannot raise on them. See
+        `keras_embed.InvalidIdCheck`. 0 before the layer is built."""
+        if not self.built:
+            return 0
+        return int(ops.convert_to_numpy(self._invalid_ids))
+
+    def reset_invalid_id_count(self):
+        """Sets `invalid_id_count` back to 0."""
+        if self.built:
+            self._invalid_ids.assign(0)
+
+    def quantize(self, mode=None, type_check=True, config=None):
+        # As Keras: a subclass must implement its own quantization.
+        if type_check and type(self) is not Embedding:
+            raise self._not_implemented_error(self.quantize)
+        self._quantize(mode, config)
 
     def flush(self):
         """Applies the pending row-sparse update of the last training step.
@@ -361,184 +418,6 @@ class Embedding(keras.layers.Layer):
         """
         if self.built:
             self.table.flush()
-
-    def enable_lora(
-        self,
-        rank,
-        lora_alpha=None,
-        a_initializer="he_uniform",
-        b_initializer="zeros",
-    ):
-        """Freezes the table and trains a rank-`rank` delta over it, as
-        Keras 3's `Embedding.enable_lora` (see `keras_embed.lora`)."""
-        lora.check_can_enable(
-            self.name,
-            self.built,
-            self.lora_enabled,
-            self.embeddings_constraint,
-            self.sparse_optimizer is not None,
-        )
-        rank = positive_int(rank, "rank")
-        self._tracker.unlock()
-        try:
-            for name, shape, initializer in (
-                ("lora_embeddings_a", (self.input_dim, rank), a_initializer),
-                ("lora_embeddings_b", (rank, self.output_dim), b_initializer),
-            ):
-                variable = self.add_weight(
-                    name=name,
-                    shape=shape,
-                    initializer=initializers.get(initializer),
-                    dtype="float32",
-                    regularizer=self.embeddings_regularizer,
-                )
-                setattr(self, name, variable)
-        finally:
-            self._tracker.lock()
-        if self.quantization_mode is None:
-            self._embeddings.trainable = False
-        self.lora_enabled = True
-        self.lora_rank = rank
-        self.lora_alpha = lora_alpha if lora_alpha is not None else rank
-        self.table = self.make_table()
-
-    def quantize(self, mode=None, type_check=True, config=None):
-        if type_check and type(self) is not Embedding:
-            raise self._not_implemented_error(self.quantize)
-        self._quantize(mode, config)
-
-    def _quantize(self, mode, config):
-        quantization.check_mode(mode, self.name)
-        if self.sparse_optimizer is not None:
-            raise ValueError(
-                f"Layer '{self.name}' trains its rows with a "
-                "`sparse_optimizer`; a quantized table cannot be trained "
-                "row by row. Quantize a copy built without "
-                "`sparse_optimizer` (copy the weights over) instead."
-            )
-        size = quantization.block_size(mode, config, self.dtype_policy)
-        values = quantization.quantize_matrix(
-            self._embeddings, mode, size, config
-        )
-        del self._embeddings
-        self._add_quantized_weights(mode, size, values)
-        self._is_quantized = True
-        if self.dtype_policy.quantization_mode is None:
-            self.dtype_policy = quantization.policy_name(
-                mode, size, self.dtype_policy.name
-            )
-        self.table = self.make_table()
-
-    def _add_quantized_weights(self, mode, size, values=None):
-        self._block_size = size
-        specs = quantization.variable_specs(
-            self.input_dim, self.output_dim, mode, size
-        )
-        for index, (name, shape, dtype) in enumerate(specs):
-            variable = self.add_weight(
-                name=name,
-                shape=shape,
-                dtype=dtype,
-                initializer="zeros",
-                trainable=False,
-            )
-            if values is not None:
-                variable.assign(values[index])
-            setattr(
-                self, "_embeddings" if name == "embeddings" else name, variable
-            )
-        if values is None and size is not None:
-            self.g_idx.assign(
-                ops.cast(ops.arange(self.output_dim) // size, "float32")
-            )
-        self._is_quantized = True
-
-    def _quantized_names(self):
-        specs = quantization.variable_specs(
-            self.input_dim,
-            self.output_dim,
-            self.quantization_mode,
-            self._block_size,
-        )
-        return [name for name, _, _ in specs]
-
-    def quantized_call(self, *args, **kwargs):
-        # The table dequantizes; ids, masks and norms go through `call`.
-        return self.call(*args, **kwargs)
-
-    @property
-    def variable_serialization_spec(self):
-        """The names of the variables saved, in order, by quantization
-        mode: those of Keras 3's `Embedding`, so weight files cross. Any
-        other state of the layer is not saved."""
-        names = {None: ["embeddings"]}
-        for mode in quantization.MODES:
-            names[mode] = [
-                name
-                for name, _, _ in quantization.variable_specs(
-                    self.input_dim,
-                    self.output_dim,
-                    mode,
-                    getattr(self, "_block_size", None),
-                )
-            ]
-        return names
-
-    def _saved_variables(self, names):
-        return [
-            self._embeddings if name == "embeddings" else getattr(self, name)
-            for name in names
-        ]
-
-    def _saved_values(self):
-        """Name -> value to save: LoRA's delta merged into the table."""
-        names = self.variable_serialization_spec[self.quantization_mode]
-        if not self.lora_enabled:
-            return dict(zip(names, self._saved_variables(names), strict=True))
-        merged = self.table.dense()
-        if self.padding_id is not None:
-            merged = _padding.zero_row(merged, self.padding_id)
-        values = {"embeddings": merged}
-        if self.quantization_mode is not None:
-            values = quantization.quantize_matrix(
-                merged, self.quantization_mode, self._block_size
-            )
-            values = dict(zip(self._quantized_names(), values, strict=True))
-        # Others (a reversible layer's untied kernel) are saved as held.
-        for name in names:
-            if name not in values:
-                values[name] = self._saved_variables([name])[0]
-        return values
-
-    def save_own_variables(self, store):
-        if not self.built:
-            return
-        self.flush()
-        if self.sparse_optimizer is not None:
-            return super().save_own_variables(store)
-        values = self._saved_values()
-        names = self.variable_serialization_spec[self.quantization_mode]
-        for index, name in enumerate(names):
-            store[str(index)] = values[name]
-
-    def load_own_variables(self, store):
-        if self.sparse_optimizer is not None or not self.built:
-            return super().load_own_variables(store)
-        names = self.variable_serialization_spec[self.quantization_mode]
-        if len(store.keys()) != len(names):
-            raise ValueError(
-                f"Layer '{self.name}' loads {len(names)} variables {names}, "
-                f"but the file holds {len(store.keys())}. Load a file saved "
-                "by a layer with the same quantization mode and "
-                "`tie_weights`."
-            )
-        for index, variable in enumerate(self._saved_variables(names)):
-            variable.assign(store[str(index)])
-        if self.lora_enabled:
-            # The file holds the merged table: start the delta at zero.
-            self.lora_embeddings_b.assign(
-                ops.zeros(self.lora_embeddings_b.shape)
-            )
 
     def compute_mask(self, inputs, mask=None):
         if not self.mask_zero:

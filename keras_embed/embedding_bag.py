@@ -126,6 +126,15 @@ class EmbeddingBag(keras.layers.Layer):
     def embeddings(self):
         return self.embedding.embeddings
 
+    @property
+    def invalid_id_count(self):
+        """As `Embedding.invalid_id_count`, for the bag's ids."""
+        return self.embedding.invalid_id_count
+
+    def reset_invalid_id_count(self):
+        """As `Embedding.reset_invalid_id_count`."""
+        self.embedding.reset_invalid_id_count()
+
     def build(self, input_shape=None):
         self.embedding.build()
         self.built = True

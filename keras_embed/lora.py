@@ -7,8 +7,10 @@ the base table's rows plus `lora_alpha / rank * a[ids] @ b`. Saving merges
 the delta into the stored table (Keras's file format holds no factors).
 """
 
+from keras import initializers
 from keras import ops
 
+from keras_embed._validation import positive_int
 from keras_embed.tables import LookupTable
 from keras_embed.tables import gather
 
@@ -61,3 +63,47 @@ class LoraTable(LookupTable):
 
     def flush(self):
         self.base.flush()
+
+
+class LoraMixin:
+    """`Embedding.enable_lora`: adds the factors and a `LoraTable`."""
+
+    def enable_lora(
+        self,
+        rank,
+        lora_alpha=None,
+        a_initializer="he_uniform",
+        b_initializer="zeros",
+    ):
+        """Freezes the table and trains a rank-`rank` delta over it, as
+        Keras 3's `Embedding.enable_lora` (see `keras_embed.lora`)."""
+        check_can_enable(
+            self.name,
+            self.built,
+            self.lora_enabled,
+            self.embeddings_constraint,
+            self.sparse_optimizer is not None,
+        )
+        rank = positive_int(rank, "rank")
+        self._tracker.unlock()
+        try:
+            for name, shape, initializer in (
+                ("lora_embeddings_a", (self.input_dim, rank), a_initializer),
+                ("lora_embeddings_b", (rank, self.output_dim), b_initializer),
+            ):
+                variable = self.add_weight(
+                    name=name,
+                    shape=shape,
+                    initializer=initializers.get(initializer),
+                    dtype="float32",
+                    regularizer=self.embeddings_regularizer,
+                )
+                setattr(self, name, variable)
+        finally:
+            self._tracker.lock()
+        if self.quantization_mode is None:
+            self._embeddings.trainable = False
+        self.lora_enabled = True
+        self.lora_rank = rank
+        self.lora_alpha = lora_alpha if lora_alpha is not None else rank
+        self.table = self.make_table()

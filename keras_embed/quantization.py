@@ -203,3 +203,62 @@ def project(inputs, kernel, transposed, compute_dtype, quantizer=None):
     values = ops.transpose(values) if transposed else values
     logits = ops.cast(ops.matmul(inputs, values), compute_dtype)
     return logits / (inputs_scale * kernel.scale)
+
+
+class QuantizationMixin:
+    """`Embedding`'s quantization: replaces the float weight by the
+    variables above and reads rows through a `QuantizedTable`. `quantize`
+    itself stays on the layer class (Keras checks the exact class)."""
+
+    def _quantize(self, mode, config):
+        check_mode(mode, self.name)
+        if self.sparse_optimizer is not None:
+            raise ValueError(
+                f"Layer '{self.name}' trains its rows with a "
+                "`sparse_optimizer`; a quantized table cannot be trained "
+                "row by row. Quantize a copy built without "
+                "`sparse_optimizer` (copy the weights over) instead."
+            )
+        size = block_size(mode, config, self.dtype_policy)
+        values = quantize_matrix(self._embeddings, mode, size, config)
+        del self._embeddings
+        self._add_quantized_weights(mode, size, values)
+        self._is_quantized = True
+        if self.dtype_policy.quantization_mode is None:
+            self.dtype_policy = policy_name(mode, size, self.dtype_policy.name)
+        self.table = self.make_table()
+
+    def _add_quantized_weights(self, mode, size, values=None):
+        self._block_size = size
+        specs = variable_specs(self.input_dim, self.output_dim, mode, size)
+        for index, (name, shape, dtype) in enumerate(specs):
+            variable = self.add_weight(
+                name=name,
+                shape=shape,
+                dtype=dtype,
+                initializer="zeros",
+                trainable=False,
+            )
+            if values is not None:
+                variable.assign(values[index])
+            setattr(
+                self, "_embeddings" if name == "embeddings" else name, variable
+            )
+        if values is None and size is not None:
+            self.g_idx.assign(
+                ops.cast(ops.arange(self.output_dim) // size, "float32")
+            )
+        self._is_quantized = True
+
+    def _quantized_names(self):
+        specs = variable_specs(
+            self.input_dim,
+            self.output_dim,
+            self.quantization_mode,
+            self._block_size,
+        )
+        return [name for name, _, _ in specs]
+
+    def quantized_call(self, *args, **kwargs):
+        # The table dequantizes; ids, masks and norms go through `call`.
+        return self.call(*args, **kwargs)

@@ -222,6 +222,9 @@ def test_bad_ids_in_compiled_calls_give_zero_vectors(layout_name):
 
     np.testing.assert_array_equal(predicted[bad], 0.0)
     np.testing.assert_array_equal(predicted[~bad], table[ids[~bad]])
+    # 3 bad ids, counted by predict and by each of fit's 2 epochs, summed
+    # over all eight shards.
+    assert model.layers[-1].invalid_id_count == 9
     # Bad positions send no gradient: training matches one device, and the
     # rows no valid id names keep their initial values.
     np.testing.assert_allclose(

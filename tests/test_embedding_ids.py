@@ -22,15 +22,17 @@ def expected_message(value, position, count, input_dim=10, name="emb"):
 
 
 BAD_IDS = [
-    ("out_of_range", np.array([[1, 10], [2, 3]]), 10, (0, 1), 1),
-    ("far_out_of_range", np.array([5, 1000, 1000]), 1000, (1,), 2),
-    ("negative", np.array([[1, 2], [-1, 3]]), -1, (1, 0), 1),
+    # int32 where 64 bits are not the point, so JAX (no x64) runs them too.
+    ("out_of_range", np.array([[1, 10], [2, 3]], "int32"), 10, (0, 1), 1),
+    ("far_out_of_range", np.array([5, 1000, 1000], "int32"), 1000, (1,), 2),
+    ("negative", np.array([[1, 2], [-1, 3]], "int32"), -1, (1, 0), 1),
     ("non_whole", np.array([1.0, 2.5]), 2.5, (1,), 1),
     ("nan", np.array([[np.nan, 1.0]], "float32"), float("nan"), (0, 0), 1),
     ("inf", np.array([np.inf]), float("inf"), (0,), 1),
     ("beyond_int32", np.array([3, 2**32 + 1], "int64"), 2**32 + 1, (1,), 1),
     ("uint64_huge", np.array([2**63 + 5], "uint64"), 2**63 + 5, (0,), 1),
-    ("scalar", np.array(12), 12, (), 1),
+    ("scalar", np.array(12, "int32"), 12, (), 1),
+    ("int64_in_range_dtype", np.array([[1, 10]], "int64"), 10, (0, 1), 1),
 ]
 
 

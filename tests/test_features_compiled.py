@@ -52,19 +52,23 @@ def compiled_outputs(embedding, bag, batches):
                 (embedding, values_e, [(ids,), (hidden,)]),
                 (bag, values_b, [(ids,)]),
             ):
+                trainable, non_trainable = values
                 for i, call_args in enumerate(args):
                     kwargs = {"reverse": True} if i == 1 else {}
                     out, _ = layer.stateless_call(
-                        values, [], *call_args, **kwargs
+                        trainable, non_trainable, *call_args, **kwargs
                     )
                     outputs.append(out)
             return outputs
 
         fn = jax.jit(stateless)
-        values = (
-            [v.value for v in embedding.trainable_variables],
-            [v.value for v in bag.trainable_variables],
-        )
+        values = [
+            (
+                [v.value for v in layer.trainable_variables],
+                [v.value for v in layer.non_trainable_variables],
+            )
+            for layer in (embedding, bag)
+        ]
         return [fn(*values, ids, HIDDEN) for ids in batches]
     import torch
 

@@ -83,6 +83,7 @@ def test_public_api():
         "DenseTable",
         "Embedding",
         "EmbeddingBag",
+        "InvalidIdCheck",
         "LookupTable",
         "PretrainedVectors",
         "ReversibleEmbedding",

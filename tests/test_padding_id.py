@@ -145,3 +145,27 @@ def test_padding_id_in_compiled_predict_and_ragged():
         ragged = tf.ragged.constant([[5, 1], [2]])
         out = model.layers[-1](ragged)
         np.testing.assert_array_equal(out.flat_values.numpy()[0], 0)
+
+
+def test_user_constraint_still_acts_with_padding_id():
+    # Targets of -1 pull every looked-up row negative: without the user's
+    # NonNeg the rows go below zero, with it they stop at exactly zero.
+    def fit(constraint):
+        layer = Embedding(
+            6,
+            3,
+            padding_id=2,
+            embeddings_initializer="ones",
+            embeddings_constraint=constraint,
+        )
+        model = keras.Sequential([keras.Input((4,), dtype="int32"), layer])
+        model.compile(optimizer=keras.optimizers.SGD(5.0), loss="mse")
+        model.fit(IDS, np.full((2, 4, 3), -1.0), epochs=3, verbose=0)
+        return testing.to_numpy(layer.embeddings)
+
+    unconstrained = fit(None)
+    assert np.any(unconstrained[[1, 3, 4, 5]] < 0), "the test cannot bite"
+    stored = fit(keras.constraints.NonNeg())
+    assert np.all(stored >= 0), "NonNeg was dropped with padding_id"
+    np.testing.assert_array_equal(stored[[1, 3, 4, 5]], 0.0)
+    np.testing.assert_array_equal(stored[2], np.zeros(3))

@@ -34,7 +34,21 @@ def gpt_like(cls, tie_weights=True, **kwargs):
 
 
 def specs(layer):
-    return [(w.name, tuple(w.shape), w.dtype) for w in layer.weights]
+    # keras_embed's one extra variable is its invalid-id counter, which no
+    # file and no `layer.get_weights()` holds.
+    return [
+        (w.name, tuple(w.shape), w.dtype)
+        for w in layer.weights
+        if w.name != "invalid_id_count"
+    ]
+
+
+def copy_weights(source, target):
+    """Layer by layer: a keras_embed layer's `get_weights` leaves out its
+    counter, so it lines up with the built-in layer's; the models' own
+    `get_weights` lists each keras_embed counter too."""
+    for a, b in zip(source.layers, target.layers, strict=True):
+        b.set_weights(a.get_weights())
 
 
 @pytest.mark.parametrize("mode,block_size", MODES)
@@ -45,7 +59,7 @@ def test_quantized_weights_cross_with_keras(
     keras.utils.set_random_seed(0)
     ours = gpt_like(ReversibleEmbedding, tie_weights)
     theirs = gpt_like(keras.layers.ReversibleEmbedding, tie_weights)
-    theirs.set_weights(ours.get_weights())
+    copy_weights(ours, theirs)
     quantize(ours, mode, block_size)
     quantize(theirs, mode, block_size)
     assert specs(ours.get_layer("token")) == specs(theirs.get_layer("token"))
@@ -103,7 +117,7 @@ def test_lora_trains_only_factors_and_crosses(tmp_path, mode):
     keras.utils.set_random_seed(0)
     ours = gpt_like(ReversibleEmbedding)
     theirs = gpt_like(keras.layers.ReversibleEmbedding)
-    theirs.set_weights(ours.get_weights())
+    copy_weights(ours, theirs)
     if mode:
         ours.quantize(mode)
         theirs.quantize(mode)

@@ -188,10 +188,13 @@ def compile_layer(layer, mode, cheap=False):
     if name() == "jax":
         # jax.jit would bake a closed-over table into the program as a
         # constant; Keras' own JAX trainer passes the state in instead.
-        state = [v.value for v in layer.trainable_variables]
+        state = (
+            [v.value for v in layer.trainable_variables],
+            [v.value for v in layer.non_trainable_variables],
+        )
 
         def call(weights, ids):
-            return layer.stateless_call(weights, [], ids)[0]
+            return layer.stateless_call(*weights, ids)[0]
 
         return compile_fn(call, state, mode, cheap)
     return compile_fn(lambda _, ids: layer(ids), None, mode, cheap)

@@ -15,7 +15,14 @@ import importlib
 
 # Memory first: its forked children want a process that has not run a
 # backend op yet (see harness/memory.py).
-SUITES = ("memory", "forward", "training", "row_sparse", "embedding_bag")
+SUITES = (
+    "memory",
+    "forward",
+    "id_checks",
+    "training",
+    "row_sparse",
+    "embedding_bag",
+)
 
 
 def load(name):

@@ -2,23 +2,15 @@
 
 import keras
 
+from keras_embed._walk import walk_layers
+
 
 def flush_model(model):
     """Applies the pending row updates of every row-sparse table in `model`
     (walking nested models and layers)."""
-    for layer in _walk(model):
+    for layer in walk_layers(model):
         if getattr(layer, "sparse_optimizer", None) is not None:
             layer.flush()
-
-
-def _walk(layer, seen=None):
-    seen = set() if seen is None else seen
-    if id(layer) in seen:
-        return
-    seen.add(id(layer))
-    yield layer
-    for child in getattr(layer, "layers", None) or ():
-        yield from _walk(child, seen)
 
 
 class RowSparseFlush(keras.callbacks.Callback):
