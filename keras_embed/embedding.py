@@ -10,14 +10,13 @@ from keras import regularizers
 from keras_embed import _ids
 from keras_embed import _norm
 from keras_embed import _padding
-from keras_embed import lora
-from keras_embed import quantization
 from keras_embed import row_sparse
 from keras_embed import tables
 from keras_embed._saving import WeightFileMixin
 from keras_embed._validation import index_dtype
 from keras_embed._validation import is_ragged
 from keras_embed._validation import positive_int
+from keras_embed.invalid_id_check import InvalidIdCounterMixin
 from keras_embed.lora import LoraMixin
 from keras_embed.quantization import QuantizationMixin
 from keras_embed.row_sparse.table import check_max_ids_per_step
@@ -34,7 +33,11 @@ _MOVED_REVERSE_ARGUMENTS = {
 
 @keras.saving.register_keras_serializable(package="keras_embed")
 class Embedding(
-    WeightFileMixin, QuantizationMixin, LoraMixin, keras.layers.Layer
+    WeightFileMixin,
+    QuantizationMixin,
+    LoraMixin,
+    InvalidIdCounterMixin,
+    keras.layers.Layer,
 ):
     """Turns non-negative integer ids into dense vectors of fixed size.
 
@@ -242,17 +245,7 @@ class Embedding(
         if self.built:
             return
         if self.quantization_mode is not None:
-            # A quantized model reloaded from its config.
-            mode = self.quantization_mode
-            self._add_quantized_weights(
-                mode, quantization.block_size(mode, None, self.dtype_policy)
-            )
-            self.table = self.make_table()
-            self._add_invalid_id_counter()
-            self.built = True
-            if self.lora_rank:
-                self.enable_lora(self.lora_rank, self.lora_alpha)
-            return
+            return self._build_quantized()
         sparse = self.sparse_optimizer is not None
         constraint = self.embeddings_constraint
         if self.padding_id is not None:
@@ -282,17 +275,6 @@ class Embedding(
         if self.lora_rank:
             self.enable_lora(self.lora_rank, self.lora_alpha)
 
-    def _add_invalid_id_counter(self):
-        # Counts the bad ids compiled calls zero instead of raising on.
-        # Never saved: files hold what keras.layers.Embedding's hold.
-        self._invalid_ids = self.add_weight(
-            shape=(),
-            initializer="zeros",
-            dtype="int32",
-            name="invalid_id_count",
-            trainable=False,
-        )
-
     @property
     def embeddings(self):
         """The table: the weight itself, or with LoRA and/or quantization
@@ -311,47 +293,25 @@ class Embedding(
         rows through. Called once by `build`, after `embeddings` exists;
         override it to plug in another storage."""
         if self.quantization_mode is not None:
-            table = quantization.QuantizedTable(
-                self._saved_variables(self._quantized_names()),
-                self.quantization_mode,
-                self.output_dim,
-                self.index_dtype,
-            )
+            table = self._quantized_table()
         elif self.sparse_optimizer is None:
             table = tables.DenseTable(self._embeddings, self.index_dtype)
         else:
-            return self._row_sparse_table()
-        if not self.lora_enabled:
-            return table
-        return lora.LoraTable(
-            table,
-            self.lora_embeddings_a,
-            self.lora_embeddings_b,
-            self.lora_alpha / self.lora_rank,
-            self.index_dtype,
-        )
-
-    def _row_sparse_table(self):
-        return row_sparse.RowSparseTable(
-            self.embeddings,
-            self.sparse_optimizer,
-            self.max_ids_per_step,
-            self.index_dtype,
-            add_weight=self.add_weight,
-            add_loss=self.add_loss,
-            constraint=self.embeddings_constraint,
-            name=self.name,
-        )
+            return row_sparse.RowSparseTable(
+                self.embeddings,
+                self.sparse_optimizer,
+                self.max_ids_per_step,
+                self.index_dtype,
+                add_weight=self.add_weight,
+                add_loss=self.add_loss,
+                constraint=self.embeddings_constraint,
+                name=self.name,
+            )
+        return self._with_lora(table)
 
     def __call__(self, inputs, *args, **kwargs):
         if "reverse" in kwargs and not hasattr(self, "tie_weights"):
-            raise TypeError(
-                f"Layer '{self.name}' is an Embedding, which has no reverse "
-                "projection since keras_embed 0.2.0. Use "
-                "keras_embed.ReversibleEmbedding (same arguments, plus "
-                "tie_weights, reverse_dtype, logit_soft_cap) for "
-                "`reverse=True` calls; see docs/migrating.md."
-            )
+            raise _no_reverse_error(self.name)
         # NumPy and Python ids are checked before Keras converts them: JAX
         # without x64 would wrap int64 ids beyond int32 into valid rows.
         checked = _ids.host_ids(inputs, self.input_dim, self.name)
@@ -374,35 +334,14 @@ class Embedding(
         return self._lookup(ids, training)
 
     def _lookup(self, ids, training):
-        keep = self._check_ids(ids)
+        keep = None
+        if not self._ids_checked_on_host:
+            keep = _ids.check_ids(ids, self.input_dim, self.name)
+            self._count_invalid_ids(keep)
         keep = _padding.keep_mask(ids, keep, self.padding_id)
         outputs = self.table.lookup(ids, keep, training=training)
         outputs = _norm.clip_by_norm(outputs, self.max_norm, self.norm_type)
         return ops.cast(outputs, self.compute_dtype)
-
-    def _check_ids(self, ids):
-        """None when every id is valid (eager calls raise otherwise), else
-        the mask of valid ids, whose misses are counted."""
-        if self._ids_checked_on_host:
-            return None
-        keep = _ids.check_ids(ids, self.input_dim, self.name)
-        if keep is not None:
-            self._invalid_ids.assign_add(_ids.count_invalid(keep))
-        return keep
-
-    @property
-    def invalid_id_count(self):
-        """How many invalid ids this layer has looked up as zeros since it
-        was built or last reset: compiled calls cannot raise on them. See
-        `keras_embed.InvalidIdCheck`. 0 before the layer is built."""
-        if not self.built:
-            return 0
-        return int(ops.convert_to_numpy(self._invalid_ids))
-
-    def reset_invalid_id_count(self):
-        """Sets `invalid_id_count` back to 0."""
-        if self.built:
-            self._invalid_ids.assign(0)
 
     def quantize(self, mode=None, type_check=True, config=None):
         # As Keras: a subclass must implement its own quantization.
@@ -474,6 +413,16 @@ class Embedding(
             config["lora_rank"] = self.lora_rank
             config["lora_alpha"] = self.lora_alpha
         return config
+
+
+def _no_reverse_error(layer_name):
+    return TypeError(
+        f"Layer '{layer_name}' is an Embedding, which has no reverse "
+        "projection since keras_embed 0.2.0. Use "
+        "keras_embed.ReversibleEmbedding (same arguments, plus tie_weights, "
+        "reverse_dtype, logit_soft_cap) for `reverse=True` calls; see "
+        "docs/migrating.md."
+    )
 
 
 def _upgrade_config(cls, config):

@@ -1,7 +1,9 @@
 """Raising on the invalid ids that compiled code can only count."""
 
 import keras
+from keras import ops
 
+from keras_embed import _ids
 from keras_embed._walk import walk_layers
 
 
@@ -78,3 +80,38 @@ class InvalidIdCheck(keras.callbacks.Callback):
                     "calling the layer eagerly on the batch names the first "
                     "invalid id and its position."
                 )
+
+
+class InvalidIdCounterMixin:
+    """`Embedding`'s count of the invalid ids compiled calls look up as
+    zeros (eager calls raise instead)."""
+
+    def _add_invalid_id_counter(self):
+        # A non-trainable variable, so compiled steps (JAX's stateless ones
+        # too) carry it; never saved: files hold what Keras's layers hold.
+        self._invalid_ids = self.add_weight(
+            shape=(),
+            initializer="zeros",
+            dtype="int32",
+            name="invalid_id_count",
+            trainable=False,
+        )
+
+    def _count_invalid_ids(self, keep):
+        """Adds the misses of `keep` (None: all valid) to the count."""
+        if keep is not None:
+            self._invalid_ids.assign_add(_ids.count_invalid(keep))
+
+    @property
+    def invalid_id_count(self):
+        """How many invalid ids this layer has looked up as zeros since it
+        was built or last reset: compiled calls cannot raise on them. See
+        `keras_embed.InvalidIdCheck`. 0 before the layer is built."""
+        if not self.built:
+            return 0
+        return int(ops.convert_to_numpy(self._invalid_ids))
+
+    def reset_invalid_id_count(self):
+        """Sets `invalid_id_count` back to 0."""
+        if self.built:
+            self._invalid_ids.assign(0)

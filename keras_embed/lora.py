@@ -68,6 +68,18 @@ class LoraTable(LookupTable):
 class LoraMixin:
     """`Embedding.enable_lora`: adds the factors and a `LoraTable`."""
 
+    def _with_lora(self, table):
+        """`table`, with the LoRA delta on top once LoRA is enabled."""
+        if not self.lora_enabled:
+            return table
+        return LoraTable(
+            table,
+            self.lora_embeddings_a,
+            self.lora_embeddings_b,
+            self.lora_alpha / self.lora_rank,
+            self.index_dtype,
+        )
+
     def enable_lora(
         self,
         rank,

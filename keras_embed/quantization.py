@@ -210,6 +210,26 @@ class QuantizationMixin:
     variables above and reads rows through a `QuantizedTable`. `quantize`
     itself stays on the layer class (Keras checks the exact class)."""
 
+    def _build_quantized(self):
+        """`build` of a quantized layer reloaded from its config."""
+        mode = self.quantization_mode
+        self._add_quantized_weights(
+            mode, block_size(mode, None, self.dtype_policy)
+        )
+        self.table = self.make_table()
+        self._add_invalid_id_counter()
+        self.built = True
+        if self.lora_rank:
+            self.enable_lora(self.lora_rank, self.lora_alpha)
+
+    def _quantized_table(self):
+        return QuantizedTable(
+            self._saved_variables(self._quantized_names()),
+            self.quantization_mode,
+            self.output_dim,
+            self.index_dtype,
+        )
+
     def _quantize(self, mode, config):
         check_mode(mode, self.name)
         if self.sparse_optimizer is not None:
