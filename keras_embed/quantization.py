@@ -184,16 +184,27 @@ class QuantizedTable(LookupTable):
         return self.matrix.dense()
 
 
-def project(inputs, kernel, transposed, compute_dtype, quantizer=None):
+def inputs_quantizer(config):
+    """The quantizer of a reverse call's hidden states, as Keras: the
+    config's activation quantizer (None: weight-only), else per-vector
+    abs-max."""
+    return keras.quantizers.QuantizationConfig.activation_quantizer_or_default(
+        config, keras.quantizers.AbsMaxQuantizer(axis=-1)
+    )
+
+
+def project(inputs, kernel, transposed, compute_dtype, quantizer):
     """Logits `inputs @ kernel` as Keras's quantized `ReversibleEmbedding`:
-    the hidden states are abs-max quantized per vector; per-row int kernels
-    multiply as integers, grouped ones are dequantized first.
+    the hidden states go through `quantizer` (unless None); per-row int
+    kernels multiply as integers, grouped ones are dequantized first.
 
     `kernel` is a `QuantizedMatrix`; `transposed` is True when it is the
     `(input_dim, output_dim)` table used tied.
     """
-    quantizer = quantizer or keras.quantizers.AbsMaxQuantizer(axis=-1)
-    inputs, inputs_scale = quantizer(inputs)
+    if quantizer is None:
+        inputs_scale = ops.ones((1,), dtype=compute_dtype)
+    else:
+        inputs, inputs_scale = quantizer(inputs)
     if kernel.grouped:
         weights = kernel.dense()
         weights = ops.transpose(weights) if transposed else weights
@@ -221,6 +232,7 @@ class QuantizationMixin:
             )
         size = block_size(mode, config, self.dtype_policy)
         values = quantize_matrix(self._embeddings, mode, size, config)
+        self.quantization_config = config
         del self._embeddings
         self._add_quantized_weights(mode, size, values)
         self._is_quantized = True
