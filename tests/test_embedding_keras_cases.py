@@ -530,7 +530,9 @@ def test_quantize_then_lora(tmp_path, mode, num_non_trainable):
     if backend() == "tensorflow":
         import tensorflow as tf
 
-        ids = tf.constant(x[:8], dtype="int32")
+        # The exported signature is the one `fit` traced: float ids (Keras
+        # feeds random floats, which ours refuses; whole numbers are ids).
+        ids = tf.constant(x[:8], dtype="float32")
         export_path = str(tmp_path / "exported")
         model.export(export_path, format="tf_saved_model", verbose=False)
         reloaded_layer = keras.layers.TFSMLayer(export_path)
