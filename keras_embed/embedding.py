@@ -488,8 +488,8 @@ class Embedding(
             config["lora_rank"] = self.lora_rank
             config["lora_alpha"] = self.lora_alpha
         if self.quantization_config is not None:
-            config["quantization_config"] = (
-                keras.saving.serialize_keras_object(self.quantization_config)
+            config["quantization_config"] = keras.saving.serialize_keras_object(
+                self.quantization_config
             )
         return config
 

@@ -209,11 +209,13 @@ def project(inputs, kernel, transposed, compute_dtype, quantizer):
         weights = kernel.dense()
         weights = ops.transpose(weights) if transposed else weights
         logits = ops.matmul(ops.cast(inputs, compute_dtype), weights)
-        return ops.cast(logits, compute_dtype) / inputs_scale
+        return ops.divide(ops.cast(logits, compute_dtype), inputs_scale)
     values = kernel.unpack(kernel.values)
     values = ops.transpose(values) if transposed else values
     logits = ops.cast(ops.matmul(inputs, values), compute_dtype)
-    return logits / (inputs_scale * kernel.scale)
+    # `ops` promote dtypes (bfloat16 logits, float32 scales) on every
+    # backend, as Keras; TensorFlow's `/` refuses mixed dtypes.
+    return ops.divide(logits, ops.multiply(inputs_scale, kernel.scale))
 
 
 class QuantizationMixin:
