@@ -120,6 +120,9 @@ class Embedding(
             (see `enable_lora`), as Keras 3's `Embedding`.
         lora_alpha: LoRA scale numerator (the delta is scaled by
             `lora_alpha / lora_rank`); defaults to `lora_rank`.
+        quantization_config: Optional `keras.quantizers.QuantizationConfig`
+            the layer was quantized with (set by `quantize`, kept in
+            `get_config()`), as Keras 3's `Embedding`.
         max_ids_per_step: With `sparse_optimizer`, the most ids one training
             call may look up (batch size x ids per example, duplicates
             included). Required then; sizes a gradient buffer of
@@ -173,6 +176,7 @@ class Embedding(
         max_ids_per_step=None,
         lora_rank=None,
         lora_alpha=None,
+        quantization_config=None,
         **kwargs,
     ):
         input_dim = positive_int(input_dim, "input_dim")
@@ -215,6 +219,7 @@ class Embedding(
         self.lora_rank = lora_rank
         self.lora_alpha = lora_alpha if lora_alpha is not None else lora_rank
         self.lora_enabled = False
+        self.quantization_config = quantization_config
         self._lengths = lengths
         self._initial_weights = weights
         self._ids_checked_on_host = False
@@ -225,7 +230,15 @@ class Embedding(
 
     @classmethod
     def from_config(cls, config):
-        return super().from_config(_upgrade_config(cls, config))
+        config = _upgrade_config(cls, config)
+        if config.get("quantization_config") is not None:
+            config = dict(config)
+            config["quantization_config"] = (
+                keras.saving.deserialize_keras_object(
+                    config["quantization_config"]
+                )
+            )
+        return super().from_config(config)
 
     @classmethod
     def from_pretrained(cls, matrix, freeze=True, **kwargs):
@@ -412,6 +425,10 @@ class Embedding(
         if self.lora_rank:
             config["lora_rank"] = self.lora_rank
             config["lora_alpha"] = self.lora_alpha
+        if self.quantization_config is not None:
+            config["quantization_config"] = keras.saving.serialize_keras_object(
+                self.quantization_config
+            )
         return config
 
 

@@ -184,25 +184,38 @@ class QuantizedTable(LookupTable):
         return self.matrix.dense()
 
 
-def project(inputs, kernel, transposed, compute_dtype, quantizer=None):
+def inputs_quantizer(config):
+    """The quantizer of a reverse call's hidden states, as Keras: the
+    config's activation quantizer (None: weight-only), else per-vector
+    abs-max."""
+    return keras.quantizers.QuantizationConfig.activation_quantizer_or_default(
+        config, keras.quantizers.AbsMaxQuantizer(axis=-1)
+    )
+
+
+def project(inputs, kernel, transposed, compute_dtype, quantizer):
     """Logits `inputs @ kernel` as Keras's quantized `ReversibleEmbedding`:
-    the hidden states are abs-max quantized per vector; per-row int kernels
-    multiply as integers, grouped ones are dequantized first.
+    the hidden states go through `quantizer` (unless None); per-row int
+    kernels multiply as integers, grouped ones are dequantized first.
 
     `kernel` is a `QuantizedMatrix`; `transposed` is True when it is the
     `(input_dim, output_dim)` table used tied.
     """
-    quantizer = quantizer or keras.quantizers.AbsMaxQuantizer(axis=-1)
-    inputs, inputs_scale = quantizer(inputs)
+    if quantizer is None:
+        inputs_scale = ops.ones((1,), dtype=compute_dtype)
+    else:
+        inputs, inputs_scale = quantizer(inputs)
     if kernel.grouped:
         weights = kernel.dense()
         weights = ops.transpose(weights) if transposed else weights
         logits = ops.matmul(ops.cast(inputs, compute_dtype), weights)
-        return ops.cast(logits, compute_dtype) / inputs_scale
+        return ops.divide(ops.cast(logits, compute_dtype), inputs_scale)
     values = kernel.unpack(kernel.values)
     values = ops.transpose(values) if transposed else values
     logits = ops.cast(ops.matmul(inputs, values), compute_dtype)
-    return logits / (inputs_scale * kernel.scale)
+    # `ops` promote dtypes (bfloat16 logits, float32 scales) on every
+    # backend, as Keras; TensorFlow's `/` refuses mixed dtypes.
+    return ops.divide(logits, ops.multiply(inputs_scale, kernel.scale))
 
 
 class QuantizationMixin:
@@ -213,9 +226,8 @@ class QuantizationMixin:
     def _build_quantized(self):
         """`build` of a quantized layer reloaded from its config."""
         mode = self.quantization_mode
-        self._add_quantized_weights(
-            mode, block_size(mode, None, self.dtype_policy)
-        )
+        size = block_size(mode, self.quantization_config, self.dtype_policy)
+        self._add_quantized_weights(mode, size)
         self.table = self.make_table()
         self._add_invalid_id_counter()
         self.built = True
@@ -241,6 +253,7 @@ class QuantizationMixin:
             )
         size = block_size(mode, config, self.dtype_policy)
         values = quantize_matrix(self._embeddings, mode, size, config)
+        self.quantization_config = config
         del self._embeddings
         self._add_quantized_weights(mode, size, values)
         self._is_quantized = True

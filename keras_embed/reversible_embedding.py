@@ -109,6 +109,10 @@ class ReversibleEmbedding(Embedding):
         if self.built:
             return
         super().build(input_shape)
+        if self.quantization_mode is not None:
+            self.inputs_quantizer = quantization.inputs_quantizer(
+                self.quantization_config
+            )
         if self.tie_weights:
             return
         if self.quantization_mode is not None:
@@ -144,6 +148,7 @@ class ReversibleEmbedding(Embedding):
                 self._quantized_kernel(),
                 self.tie_weights,
                 self.reverse_dtype or self.compute_dtype,
+                self.inputs_quantizer,
             )
             return self._finish_logits(logits)
         if self.tie_weights:
@@ -183,6 +188,7 @@ class ReversibleEmbedding(Embedding):
                 self.reverse_embeddings, mode, size, config, vector_axis=0
             )
         self._quantize(mode, config)
+        self.inputs_quantizer = quantization.inputs_quantizer(config)
         if reverse is not None:
             del self.reverse_embeddings
             self._add_quantized_reverse(mode, reverse)
