@@ -24,6 +24,13 @@ FIXTURE_NAMES = (
     "sequential_2d_input_length",
     "feature_arguments",
 )
+# Also written by make_fixtures.py; tests/test_quantization_fixtures.py
+# loads them.
+QUANTIZED_FIXTURE_NAMES = (
+    "quantized_int8",
+    "quantized_int4_block4",
+    "quantized_int8_lora",
+)
 # Pure lookups must come back bit for bit; models with LSTM/Dense math may
 # differ in the last bits between backends.
 EXACT_FIXTURES = ("mixed_bfloat16_weights",)
@@ -411,7 +418,7 @@ def test_fixture_directory_is_complete(backend):
     )
     expected = {
         f"{name}{suffix}"
-        for name in FIXTURE_NAMES
+        for name in FIXTURE_NAMES + QUANTIZED_FIXTURE_NAMES
         for suffix in (".keras", ".npz")
     }
     assert {path.name for path in directory.iterdir()} == expected

@@ -22,6 +22,7 @@ SUITES = (
     "training",
     "row_sparse",
     "embedding_bag",
+    "quantization",
 )
 
 
