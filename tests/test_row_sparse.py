@@ -16,6 +16,15 @@ from tests.testing import to_numpy
 VOCAB, DIM, LENGTH, BATCH = 60, 4, 5, 8
 
 
+@pytest.fixture(autouse=True, params=["whole_table", "rows"])
+def update_path(request, monkeypatch):
+    """Runs each test with both updates: the whole table masked (small
+    tables) and row by row (large tables)."""
+    ratio = 2 if request.param == "whole_table" else 0
+    monkeypatch.setattr(row_sparse.table, "WHOLE_TABLE_UPDATE_RATIO", ratio)
+    return request.param
+
+
 def _data(num=36, high=20, seed=0, unique_per_batch=False):
     rng = np.random.default_rng(seed)
     if unique_per_batch:

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from keras_embed import Embedding
+from keras_embed import row_sparse
 from tests.test_distribution import DEVICES
 from tests.test_distribution import LAYOUTS
 from tests.test_distribution import _shards
@@ -26,6 +27,15 @@ BATCH = 8
 LENGTH = 6
 # One key for the table and its optimizer slots: they shard alike.
 TABLE_AND_SLOTS = ".*emb/(embeddings|momentum|velocity)"
+
+
+@pytest.fixture(autouse=True, params=["whole_table", "rows"])
+def update_path(request, monkeypatch):
+    """Runs each test with both updates: the whole table masked (small
+    tables) and row by row (large tables)."""
+    ratio = 2 if request.param == "whole_table" else 0
+    monkeypatch.setattr(row_sparse.table, "WHOLE_TABLE_UPDATE_RATIO", ratio)
+    return request.param
 
 
 @pytest.fixture(autouse=True)
