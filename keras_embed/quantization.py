@@ -264,6 +264,17 @@ class QuantizationMixin:
     def _add_quantized_weights(self, mode, size, values=None):
         self._block_size = size
         specs = variable_specs(self.input_dim, self.output_dim, mode, size)
+        self._add_quantized_variables(specs, values)
+        if values is None and size is not None:
+            self.g_idx.assign(
+                ops.cast(ops.arange(self.output_dim) // size, "float32")
+            )
+        self._is_quantized = True
+
+    def _add_quantized_variables(self, specs, values=None):
+        """One non-trainable variable per `(name, shape, dtype)` of `specs`,
+        set to `values` when given, stored as the attribute of its name
+        (`embeddings` as `_embeddings`, which the property reads)."""
         for index, (name, shape, dtype) in enumerate(specs):
             variable = self.add_weight(
                 name=name,
@@ -274,14 +285,8 @@ class QuantizationMixin:
             )
             if values is not None:
                 variable.assign(values[index])
-            setattr(
-                self, "_embeddings" if name == "embeddings" else name, variable
-            )
-        if values is None and size is not None:
-            self.g_idx.assign(
-                ops.cast(ops.arange(self.output_dim) // size, "float32")
-            )
-        self._is_quantized = True
+            attribute = "_embeddings" if name == "embeddings" else name
+            setattr(self, attribute, variable)
 
     def _quantized_names(self):
         specs = variable_specs(

@@ -200,17 +200,7 @@ class ReversibleEmbedding(Embedding):
 
     def _add_quantized_reverse(self, mode, values):
         specs = self._reverse_specs(mode, self._block_size)
-        for index, (name, shape, dtype) in enumerate(specs):
-            variable = self.add_weight(
-                name=name,
-                shape=shape,
-                dtype=dtype,
-                initializer="zeros",
-                trainable=False,
-            )
-            if values is not None:
-                variable.assign(values[index])
-            setattr(self, name, variable)
+        self._add_quantized_variables(specs, values)
 
     def _quantized_kernel(self):
         mode = self.quantization_mode
