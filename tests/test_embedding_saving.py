@@ -499,13 +499,6 @@ def _masked_lstm(model, vectors, mask):
     return h
 
 
-def _to_bfloat16(x):
-    # Round to nearest even on the upper 16 bits of each float32.
-    bits = np.asarray(x, "float32").view("uint32").astype("uint64")
-    bits = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
-    return bits.astype("uint32").view("float32")
-
-
 def _sequential_full(model, ids, table):
     return _dense(model, "dense", _masked_mean(table[ids], ids != 0))
 
@@ -517,7 +510,7 @@ def _functional_masked_lstm(model, ids, table):
 
 
 def _mixed_bfloat16_weights(model, ids, table):
-    return _to_bfloat16(table[ids])
+    return testing.rounded_to(table[ids], "bfloat16")
 
 
 def _sequential_2d_input_length(model, ids, table):

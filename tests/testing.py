@@ -126,3 +126,18 @@ def matmul_tolerance(rtol, atol):
     if computes_on_gpu():
         return {"rtol": max(rtol, 5e-3), "atol": max(atol, 5e-3)}
     return {"rtol": rtol, "atol": atol}
+
+
+def rounded_to(values, dtype):
+    """float32 `values` rounded to `dtype` (float16, bfloat16 or float32),
+    returned as float32: what a cast to that compute dtype must give."""
+    values = np.asarray(values, "float32")
+    if dtype == "float16":
+        return values.astype("float16").astype("float32")
+    if dtype == "bfloat16":
+        # Round to nearest even on the upper 16 bits of each float32.
+        bits = values.view("uint32").astype("uint64")
+        bits = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
+        return bits.astype("uint32").view("float32")
+    assert dtype == "float32", dtype
+    return values
