@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from keras_embed import Embedding
+from tests import testing
 from tests.testing import backend
 from tests.testing import run_layer_test
 from tests.testing import to_numpy
@@ -183,6 +184,9 @@ def test_dtype_policies(policy, compute, variable):
     out = ours(ids)
     assert keras.backend.standardize_dtype(out.dtype) == compute
     assert keras.backend.standardize_dtype(ours.embeddings.dtype) == variable
+    table = to_numpy(ours.embeddings).astype("float32")
+    expected = testing.rounded_to(table[ids], compute)
+    np.testing.assert_array_equal(to_numpy(out).astype("float32"), expected)
     np.testing.assert_array_equal(
         to_numpy(out).astype("float32"), to_numpy(theirs(ids)).astype("float32")
     )
@@ -194,6 +198,10 @@ def test_global_mixed_policy():
     out = layer(np.array([1, 2]))
     assert keras.backend.standardize_dtype(out.dtype) == "bfloat16"
     assert keras.backend.standardize_dtype(layer.embeddings.dtype) == "float32"
+    expected = testing.rounded_to(
+        to_numpy(layer.embeddings)[[1, 2]], "bfloat16"
+    )
+    np.testing.assert_array_equal(to_numpy(out).astype("float32"), expected)
 
 
 def test_embeddings_regularizer_in_model_losses():
@@ -407,6 +415,9 @@ def test_keras_case_ragged():
     out = ours(ids)
     assert isinstance(out, tf.RaggedTensor)
     assert out.shape.as_list() == [2, None, 4]
+    table = to_numpy(ours.embeddings)
+    np.testing.assert_array_equal(out.flat_values.numpy(), table[[1, 2, 3, 4]])
+    np.testing.assert_array_equal(out.row_splits.numpy(), [0, 3, 4])
     np.testing.assert_array_equal(
         out.flat_values.numpy(), theirs(ids).flat_values.numpy()
     )

@@ -144,7 +144,10 @@ def test_padding_id_in_compiled_predict_and_ragged():
 
         ragged = tf.ragged.constant([[5, 1], [2]])
         out = model.layers[-1](ragged)
-        np.testing.assert_array_equal(out.flat_values.numpy()[0], 0)
+        np.testing.assert_array_equal(
+            out.flat_values.numpy(), reference_lookup(table, [5, 1, 2], 5)
+        )
+        np.testing.assert_array_equal(out.row_splits.numpy(), [0, 2, 3])
 
 
 def test_user_constraint_still_acts_with_padding_id():

@@ -450,17 +450,96 @@ def test_fixture_gives_stored_outputs(backend, name):
 
     called = testing.to_numpy(model(data["ids"])).astype("float32")
     predicted = model.predict(data["ids"], verbose=0).astype("float32")
+    # What the model must compute, from NumPy: the stored outputs below only
+    # say that it computes what it computed when it was saved.
+    reference = numpy_reference(name, model, data)
 
     if name in EXACT_FIXTURES:
+        np.testing.assert_array_equal(called, reference)
         np.testing.assert_array_equal(called, data["expected"])
         np.testing.assert_array_equal(predicted, data["expected"])
     else:
-        np.testing.assert_allclose(
-            called, data["expected"], rtol=1e-6, atol=1e-6
-        )
-        np.testing.assert_allclose(
-            predicted, data["expected"], rtol=1e-6, atol=1e-6
-        )
+        tolerance = testing.matmul_tolerance(rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(called, reference, **tolerance)
+        tolerance = testing.matmul_tolerance(rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(called, data["expected"], **tolerance)
+        np.testing.assert_allclose(predicted, data["expected"], **tolerance)
+
+
+# -- NumPy references of the fixture models (tests/fixtures/make_fixtures.py)
+
+
+def numpy_reference(name, model, data):
+    """The fixture model's output on `data["ids"]`, computed in NumPy from
+    the stored table and the other layers' loaded weights."""
+    return _REFERENCES[name](model, data["ids"], data["embeddings"])
+
+
+def _dense(model, name, x, activation=None):
+    kernel, bias = model.get_layer(name).get_weights()
+    out = x @ kernel + bias
+    return np.tanh(out) if activation == "tanh" else out
+
+
+def _masked_mean(vectors, mask):
+    weights = mask[..., None].astype("float64")
+    return (vectors * weights).sum(axis=1) / weights.sum(axis=1)
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _masked_lstm(model, vectors, mask):
+    # Keras's gate order i, f, c, o; masked steps keep the previous state.
+    kernel, recurrent, bias = model.get_layer("lstm").get_weights()
+    units = recurrent.shape[0]
+    h = np.zeros((vectors.shape[0], units))
+    c = np.zeros_like(h)
+    for t in range(vectors.shape[1]):
+        z = vectors[:, t] @ kernel + h @ recurrent + bias
+        i, f, g, o = np.split(z, 4, axis=-1)
+        new_c = _sigmoid(f) * c + _sigmoid(i) * np.tanh(g)
+        new_h = _sigmoid(o) * np.tanh(new_c)
+        step = mask[:, t : t + 1]
+        c, h = np.where(step, new_c, c), np.where(step, new_h, h)
+    return h
+
+
+def _sequential_full(model, ids, table):
+    return _dense(model, "dense", _masked_mean(table[ids], ids != 0))
+
+
+def _functional_masked_lstm(model, ids, table):
+    vectors, mask = table[ids].astype("float64"), ids != 0
+    recurrent = _masked_lstm(model, vectors, mask)
+    return np.concatenate([recurrent, _masked_mean(vectors, mask)], axis=-1)
+
+
+def _mixed_bfloat16_weights(model, ids, table):
+    return testing.rounded_to(table[ids], "bfloat16")
+
+
+def _sequential_2d_input_length(model, ids, table):
+    return _dense(model, "dense", table[ids], activation="tanh")
+
+
+def _feature_arguments(model, ids, table):
+    vectors = np.where((ids != 0)[..., None], table[ids], 0.0)
+    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    vectors = np.where(norms > 1.0, vectors / np.maximum(norms, 1e-12), vectors)
+    hidden = _dense(model, "dense", vectors, activation="tanh")
+    kernel = testing.to_numpy(model.get_layer("embedding").reverse_embeddings)
+    return 5.0 * np.tanh(hidden @ kernel / 5.0)
+
+
+_REFERENCES = {
+    "sequential_full": _sequential_full,
+    "functional_masked_lstm": _functional_masked_lstm,
+    "mixed_bfloat16_weights": _mixed_bfloat16_weights,
+    "sequential_2d_input_length": _sequential_2d_input_length,
+    "feature_arguments": _feature_arguments,
+}
 
 
 @pytest.mark.parametrize("backend", FIXTURE_BACKENDS)
@@ -509,8 +588,17 @@ def test_v0_1_0_file_without_reverse_arguments_loads_as_embedding():
     layer = model.get_layer("embedding")
     assert type(layer) is Embedding
     assert "tie_weights" not in layer.get_config()
+    outputs = testing.to_numpy(model(ids))
+    reference = numpy_reference(
+        "sequential_full",
+        model,
+        {"ids": ids, "embeddings": testing.to_numpy(layer.embeddings)},
+    )
     np.testing.assert_allclose(
-        testing.to_numpy(model(ids)), expected, rtol=1e-6, atol=1e-6
+        outputs, reference, **testing.matmul_tolerance(rtol=1e-5, atol=1e-6)
+    )
+    np.testing.assert_allclose(
+        outputs, expected, **testing.matmul_tolerance(rtol=1e-6, atol=1e-6)
     )
 
 

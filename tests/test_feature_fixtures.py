@@ -7,6 +7,7 @@ import pytest
 from tests import testing
 from tests.test_embedding_saving import FIXTURE_BACKENDS
 from tests.test_embedding_saving import load_fixture
+from tests.test_embedding_saving import numpy_reference
 
 
 @pytest.mark.parametrize("backend", FIXTURE_BACKENDS)
@@ -23,3 +24,12 @@ def test_fixture_keeps_feature_arguments(backend):
     logits = testing.to_numpy(model(data["ids"]))
     assert logits.shape == (3, 6, 18)
     assert np.abs(logits).max() <= 5.0
+    # padding_id, max_norm, the untied projection and the soft cap, from
+    # NumPy; max_norm must clip some looked-up row for this to bite.
+    norms = np.linalg.norm(data["embeddings"][data["ids"]], axis=-1)
+    assert (norms > 1.0).any()
+    np.testing.assert_allclose(
+        logits,
+        numpy_reference("feature_arguments", model, data),
+        **testing.matmul_tolerance(rtol=1e-5, atol=1e-6),
+    )

@@ -18,7 +18,9 @@ def test_tied_logits_match_numpy():
     logits = layer(HIDDEN, reverse=True)
     assert tuple(logits.shape) == (2, 3, 7)
     np.testing.assert_allclose(
-        testing.to_numpy(logits), HIDDEN @ TABLE.T, rtol=1e-5, atol=1e-6
+        testing.to_numpy(logits),
+        HIDDEN @ TABLE.T,
+        **testing.matmul_tolerance(rtol=1e-5, atol=1e-6),
     )
 
 
@@ -26,7 +28,9 @@ def test_logit_soft_cap_matches_numpy():
     layer = ReversibleEmbedding(7, 4, weights=TABLE * 10, logit_soft_cap=2.5)
     logits = testing.to_numpy(layer(HIDDEN, reverse=True))
     expected = 2.5 * np.tanh((HIDDEN @ (TABLE * 10).T) / 2.5)
-    np.testing.assert_allclose(logits, expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        logits, expected, **testing.matmul_tolerance(rtol=1e-5, atol=1e-5)
+    )
     assert np.abs(logits).max() <= 2.5
 
 
@@ -40,8 +44,7 @@ def test_untied_projection_is_its_own_weight():
     np.testing.assert_allclose(
         testing.to_numpy(layer(HIDDEN, reverse=True)),
         HIDDEN @ kernel,
-        rtol=1e-5,
-        atol=1e-6,
+        **testing.matmul_tolerance(rtol=1e-5, atol=1e-6),
     )
     upstream = RNG.normal(size=(2, 3, 7)).astype("float32")
     grad_table, grad_kernel = weight_gradients(
@@ -54,8 +57,7 @@ def test_untied_projection_is_its_own_weight():
     np.testing.assert_allclose(
         grad_kernel,
         HIDDEN.reshape(-1, 4).T @ upstream.reshape(-1, 7),
-        rtol=1e-5,
-        atol=1e-5,
+        **testing.matmul_tolerance(rtol=1e-5, atol=1e-5),
     )
 
 
@@ -72,7 +74,9 @@ def test_tied_gradient_and_padding_row():
     )
     expected = upstream.reshape(-1, 7).T @ HIDDEN.reshape(-1, 4)
     expected[3] = 0
-    np.testing.assert_allclose(grad, expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        grad, expected, **testing.matmul_tolerance(rtol=1e-5, atol=1e-5)
+    )
 
 
 @pytest.mark.parametrize(

@@ -89,3 +89,55 @@ def run_layer_test(
     mixed_out = mixed(input_data)
     assert keras.backend.standardize_dtype(mixed_out.dtype) == "float16"
     assert keras.backend.standardize_dtype(mixed.embeddings.dtype) == "float32"
+
+
+def computes_on_gpu():
+    """Whether the backend runs float32 matmuls on a GPU, where they may use
+    TF32 (10-bit mantissa) unless full float32 was asked for."""
+    name = backend()
+    if name == "jax":
+        import jax
+
+        precision = jax.config.jax_default_matmul_precision
+        return jax.default_backend() == "gpu" and precision not in (
+            "highest",
+            "float32",
+        )
+    if name == "torch":
+        import torch
+
+        # Keras puts tensors on cuda whenever it is available; torch keeps
+        # float32 matmuls in full float32 unless TF32 is allowed.
+        return torch.cuda.is_available() and (
+            torch.backends.cuda.matmul.allow_tf32
+            or torch.get_float32_matmul_precision() != "highest"
+        )
+    import tensorflow as tf
+
+    return bool(tf.config.list_logical_devices("GPU")) and (
+        tf.config.experimental.tensor_float_32_execution_enabled()
+    )
+
+
+def matmul_tolerance(rtol, atol):
+    """`assert_allclose` tolerances for outputs of float32 matmuls: `rtol`
+    and `atol` on CPU; loose enough for TF32 on a GPU, which XLA (JAX, TF)
+    uses by default and rounds inputs to about 3 decimal digits."""
+    if computes_on_gpu():
+        return {"rtol": max(rtol, 5e-3), "atol": max(atol, 5e-3)}
+    return {"rtol": rtol, "atol": atol}
+
+
+def rounded_to(values, dtype):
+    """float32 `values` rounded to `dtype` (float16, bfloat16 or float32),
+    returned as float32: what a cast to that compute dtype must give."""
+    values = np.asarray(values, "float32")
+    if dtype == "float16":
+        return values.astype("float16").astype("float32")
+    if dtype == "bfloat16":
+        # Round to nearest even on the upper 16 bits of each float32.
+        bits = values.view("uint32").astype("uint64")
+        bits = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
+        return bits.astype("uint32").view("float32")
+    assert dtype == "float32", dtype
+    return values

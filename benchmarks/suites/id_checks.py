@@ -1,8 +1,8 @@
 """Id checks: eager forward of keras_embed.Embedding vs keras.layers.Embedding
-(validity decided on the device, one small read), compiled forward with and
-without the invalid-id counter, and a compiled `fit` step of a small
-four-lookup model (as keras-io's collaborative filtering example) with each
-layer.
+(validity decided with NumPy for ids in CPU memory, else on the device with
+one small read), compiled forward with and without the invalid-id counter,
+and a compiled `fit` step of a small four-lookup model (as keras-io's
+collaborative filtering example) with each layer.
 
 `keras_embed_uncounted` is a benchmark-only subclass that skips the counter
 update: `keras_embed / keras_embed_uncounted` is what the counter costs.
