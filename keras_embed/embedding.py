@@ -18,6 +18,7 @@ from keras_embed._validation import is_ragged
 from keras_embed._validation import positive_int
 from keras_embed.invalid_id_check import InvalidIdCounterMixin
 from keras_embed.lora import LoraMixin
+from keras_embed.pretrained import FromPretrainedMixin
 from keras_embed.quantization import QuantizationMixin
 from keras_embed.row_sparse.table import check_max_ids_per_step
 from keras_embed.row_sparse.table import refuse_regularizer
@@ -33,6 +34,7 @@ _MOVED_REVERSE_ARGUMENTS = {
 
 @keras.saving.register_keras_serializable(package="keras_embed")
 class Embedding(
+    FromPretrainedMixin,
     WeightFileMixin,
     QuantizationMixin,
     LoraMixin,
@@ -230,29 +232,7 @@ class Embedding(
 
     @classmethod
     def from_config(cls, config):
-        config = _upgrade_config(cls, config)
-        if config.get("quantization_config") is not None:
-            config = dict(config)
-            config["quantization_config"] = (
-                keras.saving.deserialize_keras_object(
-                    config["quantization_config"]
-                )
-            )
-        return super().from_config(config)
-
-    @classmethod
-    def from_pretrained(cls, matrix, freeze=True, **kwargs):
-        """Creates the layer from an `(input_dim, output_dim)` matrix.
-
-        Like `torch.nn.Embedding.from_pretrained`: the matrix becomes the
-        `embeddings` weight (never part of the config), and `freeze=True`
-        makes the layer non-trainable. `kwargs` are any other constructor
-        arguments, e.g. `padding_id=0, mask_zero=True`.
-        """
-        matrix = _pretrained_matrix(matrix, kwargs)
-        return cls(
-            *matrix.shape, weights=matrix, trainable=not freeze, **kwargs
-        )
+        return super().from_config(_read_config(cls, config))
 
     def build(self, input_shape=None):
         if self.built:
@@ -442,9 +422,15 @@ def _no_reverse_error(layer_name):
     )
 
 
-def _upgrade_config(cls, config):
-    """A 0.1.0 config with its reverse arguments dropped where they hold
-    the defaults (tied, no dtype, no cap): the file never needed them."""
+def _read_config(cls, config):
+    """`config` with its `quantization_config` deserialized, and the
+    reverse arguments of a 0.1.0 config dropped where they hold the
+    defaults (tied, no dtype, no cap): such a file never needed them."""
+    if config.get("quantization_config") is not None:
+        config = dict(config)
+        config["quantization_config"] = keras.saving.deserialize_keras_object(
+            config["quantization_config"]
+        )
     moved = set(_MOVED_REVERSE_ARGUMENTS) & set(config)
     if not moved or "tie_weights" in inspect.signature(cls).parameters:
         return config
@@ -512,22 +498,6 @@ def _sequence_lengths(input_length):
             "whose entries are positive integers or None (one per "
             f"non-batch axis), but received {input_length!r}."
         ) from None
-
-
-def _pretrained_matrix(matrix, kwargs):
-    for name in ("input_dim", "output_dim", "weights", "trainable"):
-        if name in kwargs:
-            raise ValueError(
-                f"`from_pretrained` sets `{name}` from `matrix` and "
-                f"`freeze`; do not pass `{name}`."
-            )
-    matrix = np.asarray(ops.convert_to_numpy(matrix))
-    if matrix.ndim != 2:
-        raise ValueError(
-            "`from_pretrained` expects an (input_dim, output_dim) matrix, "
-            f"but received shape {matrix.shape}."
-        )
-    return matrix
 
 
 def _initial_weights(weights, input_dim, output_dim):

@@ -5,12 +5,13 @@ from keras_embed import _ids
 from keras_embed import _padding
 from keras_embed._validation import is_ragged
 from keras_embed.embedding import Embedding
+from keras_embed.pretrained import FromPretrainedMixin
 
 COMBINERS = ("sum", "mean", "sqrtn", "max")
 
 
 @keras.saving.register_keras_serializable(package="keras_embed")
-class EmbeddingBag(keras.layers.Layer):
+class EmbeddingBag(FromPretrainedMixin, keras.layers.Layer):
     """Looks up bags of ids and pools each bag into one vector.
 
     Like `torch.nn.EmbeddingBag` (with `padding_idx`, without `offsets`)
@@ -119,8 +120,6 @@ class EmbeddingBag(keras.layers.Layer):
         self.norm_type = self.embedding.norm_type
         self.supports_masking = True
         self.autocast = False
-
-    from_pretrained = classmethod(Embedding.from_pretrained.__func__)
 
     @property
     def embeddings(self):

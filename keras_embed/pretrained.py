@@ -8,6 +8,7 @@ import dataclasses
 import gzip
 
 import numpy as np
+from keras import ops
 
 MISSING_RULES = ("normal", "zeros")
 
@@ -315,3 +316,37 @@ def _is_number(text):
     except ValueError:
         return False
     return True
+
+
+class FromPretrainedMixin:
+    """`from_pretrained` for the embedding layers (a classmethod)."""
+
+    @classmethod
+    def from_pretrained(cls, matrix, freeze=True, **kwargs):
+        """Creates the layer from an `(input_dim, output_dim)` matrix.
+
+        Like `torch.nn.Embedding.from_pretrained`: the matrix becomes the
+        `embeddings` weight (never part of the config), and `freeze=True`
+        makes the layer non-trainable. `kwargs` are any other constructor
+        arguments, e.g. `padding_id=0, mask_zero=True`.
+        """
+        matrix = _pretrained_matrix(matrix, kwargs)
+        return cls(
+            *matrix.shape, weights=matrix, trainable=not freeze, **kwargs
+        )
+
+
+def _pretrained_matrix(matrix, kwargs):
+    for name in ("input_dim", "output_dim", "weights", "trainable"):
+        if name in kwargs:
+            raise ValueError(
+                f"`from_pretrained` sets `{name}` from `matrix` and "
+                f"`freeze`; do not pass `{name}`."
+            )
+    matrix = np.asarray(ops.convert_to_numpy(matrix))
+    if matrix.ndim != 2:
+        raise ValueError(
+            "`from_pretrained` expects an (input_dim, output_dim) matrix, "
+            f"but received shape {matrix.shape}."
+        )
+    return matrix
