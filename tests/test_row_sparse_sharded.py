@@ -15,11 +15,12 @@ import numpy as np
 import pytest
 
 from keras_embed import Embedding
-from keras_embed import row_sparse
 from tests.test_distribution import DEVICES
 from tests.test_distribution import LAYOUTS
+from tests.test_distribution import _distribution as model_parallel
 from tests.test_distribution import _shards
 from tests.test_distribution import _skip_reason
+from tests.test_row_sparse import update_path  # noqa: F401 (autouse)
 
 VOCAB = 64
 DIM = 16
@@ -27,15 +28,6 @@ BATCH = 8
 LENGTH = 6
 # One key for the table and its optimizer slots: they shard alike.
 TABLE_AND_SLOTS = ".*emb/(embeddings|momentum|velocity)"
-
-
-@pytest.fixture(autouse=True, params=["whole_table", "rows"])
-def update_path(request, monkeypatch):
-    """Runs each test with both updates: the whole table masked (small
-    tables) and row by row (large tables)."""
-    ratio = 2 if request.param == "whole_table" else 0
-    monkeypatch.setattr(row_sparse.table, "WHOLE_TABLE_UPDATE_RATIO", ratio)
-    return request.param
 
 
 @pytest.fixture(autouse=True)
@@ -48,17 +40,7 @@ def _eight_jax_devices():
 
 
 def _distribution(layout_name, key=TABLE_AND_SLOTS):
-    mesh_shape, axis_names, batch_axis, layout, _ = LAYOUTS[layout_name]
-    mesh = keras.distribution.DeviceMesh(
-        shape=mesh_shape,
-        axis_names=list(axis_names),
-        devices=keras.distribution.list_devices()[:DEVICES],
-    )
-    layout_map = keras.distribution.LayoutMap(mesh)
-    layout_map[key] = layout
-    return keras.distribution.ModelParallel(
-        layout_map=layout_map, batch_dim_name=batch_axis
-    )
+    return model_parallel(layout_name, key)
 
 
 def _model():
