@@ -28,9 +28,18 @@ def peak_rss_mb():
 
 def isolated(target, specs, inline=False):
     """`target(spec)` ('module:function', returning a JSON-able dict) for
-    each spec, each in a fresh forked child; returns their results."""
+    each spec, each in a fresh forked child; returns their results, or
+    raises RuntimeError naming every case that failed."""
     if inline:
         return [_call(target, spec) for spec in specs]
+    found = _run_children(target, specs)
+    errors = [result["error"] for result in found if "error" in result]
+    if errors:
+        raise RuntimeError(f"{target}: cases failed: {errors}")
+    return found
+
+
+def _run_children(target, specs):
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(
         p for p in (_ROOT, env.get("PYTHONPATH")) if p
