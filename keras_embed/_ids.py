@@ -112,8 +112,7 @@ def _check_host_tensor(ids, input_dim, layer_name):
     values = concrete_value(ids)
     if values is None:
         return valid_id_mask(ids, input_dim)
-    if not _host_ids_are_valid(values, input_dim):
-        raise_for_invalid_ids(values, input_dim, layer_name)
+    raise_for_invalid_ids(values, input_dim, layer_name)
     return None
 
 
@@ -135,6 +134,10 @@ def _in_host_memory(ids):
 
 
 def _host_ids_are_valid(values, input_dim):
+    """Two NumPy reductions, cheaper than the per-id mask that names the
+    first bad id."""
+    if values.size == 0:
+        return True
     if values.dtype.kind == "f":
         with np.errstate(invalid="ignore"):
             whole = np.array_equal(np.floor(values), values)
@@ -218,6 +221,8 @@ def concrete_value(x):
 def raise_for_invalid_ids(ids, input_dim, layer_name):
     """Raises ValueError naming the first bad id; NumPy ids only."""
     ids = np.asarray(ids)
+    if _host_ids_are_valid(ids, input_dim):
+        return
     if ids.dtype.kind == "f":
         with np.errstate(invalid="ignore"):
             bad = ~((ids == np.floor(ids)) & (ids >= 0) & (ids < input_dim))
