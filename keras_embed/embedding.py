@@ -1,5 +1,3 @@
-import inspect
-
 import keras
 import numpy as np
 from keras import constraints
@@ -10,44 +8,41 @@ from keras import regularizers
 from keras_embed import _ids
 from keras_embed import _norm
 from keras_embed import _padding
+from keras_embed import _upgrade
+from keras_embed import features
+from keras_embed import invalid_ids
+from keras_embed import pretrained
+from keras_embed import quantized_storage
 from keras_embed import row_sparse
-from keras_embed import tables
-from keras_embed._saving import WeightFileMixin
 from keras_embed._validation import index_dtype
 from keras_embed._validation import is_ragged
 from keras_embed._validation import positive_int
-from keras_embed.invalid_id_check import InvalidIdCounterMixin
-from keras_embed.lora import LoraMixin
-from keras_embed.pretrained import FromPretrainedMixin
-from keras_embed.quantization import QuantizationMixin
-from keras_embed.row_sparse.table import check_max_ids_per_step
-from keras_embed.row_sparse.table import refuse_regularizer
+from keras_embed.lora_storage import LoraStorage
+from keras_embed.quantized_storage import QuantizedStorage
+from keras_embed.storage import FloatStorage
 
-# Arguments of 0.1.0's Embedding, with their defaults, that 0.2.0 moved to
-# ReversibleEmbedding.
-_MOVED_REVERSE_ARGUMENTS = {
-    "tie_weights": True,
-    "reverse_dtype": None,
-    "logit_soft_cap": None,
+# Storage variables that are also layer attributes, under the names Keras
+# 3's `Embedding` gives them (its code and its tests read them).
+KERAS_ATTRIBUTES = {
+    "embeddings": "_embeddings",
+    "embeddings_scale": "embeddings_scale",
+    "embeddings_zero": "embeddings_zero",
+    "g_idx": "g_idx",
+    "lora_embeddings_a": "lora_embeddings_a",
+    "lora_embeddings_b": "lora_embeddings_b",
 }
 
 
 @keras.saving.register_keras_serializable(package="keras_embed")
-class Embedding(
-    FromPretrainedMixin,
-    WeightFileMixin,
-    QuantizationMixin,
-    LoraMixin,
-    InvalidIdCounterMixin,
-    keras.layers.Layer,
-):
+class Embedding(keras.layers.Layer):
     """Turns non-negative integer ids into dense vectors of fixed size.
 
-    A drop-in for the classic `tf.keras.layers.Embedding`, written only
+    A drop-in for `keras.layers.Embedding` and the classic
+    `tf.keras.layers.Embedding` (`input_length` included), written only
     against `keras.ops` so that one implementation gives the same outputs,
     masks, errors and saved files on TensorFlow, JAX and PyTorch. For valid
     ids the output is bit-identical to `keras.layers.Embedding` with the same
-    weights.
+    weights, and the layer holds the same weights under the same names.
 
     Ids are checked on every call. When the ids hold real values (eager
     calls, including `fit`/`predict` run eagerly), an id that is negative,
@@ -56,17 +51,20 @@ class Embedding(
     traced or compiled function (`tf.function`, `jax.jit`, `torch.compile`,
     and so `fit`/`evaluate`/`predict` on TensorFlow and JAX, or on torch with
     `jit_compile=True`), where no backend can raise on a value, a bad id
-    looks up a zero vector and sends no gradient to any row.
+    looks up a zero vector, sends no gradient to any row and is counted:
+    Keras shows the count in `fit` and `evaluate` logs as
+    `"<layer name>/invalid_ids"`, and `keras_embed.InvalidIdCheck` raises
+    on it (see `keras_embed.invalid_ids`).
 
     Floating ids are accepted when they hold whole numbers and their dtype
     represents every id below `input_dim` exactly (float32 up to 2**24,
     float16 up to 2**11); otherwise the layer refuses them when the model is
-    built, because rounding would silently pick another row. Ids never pass
-    through the compute dtype.
+    built, because rounding would silently pick another row.
 
-    Rows are read through `layer.table` (see `keras_embed.tables`), chosen
-    once when the layer is built by `make_table()`: a `DenseTable`, or a
-    `row_sparse.RowSparseTable` with `sparse_optimizer`.
+    The rows live in `layer.storage` (see `keras_embed.storage`), chosen
+    when the layer is built: `make_storage()` (float, or row-sparse with
+    `sparse_optimizer`), a quantized storage once quantized, LoRA's delta on
+    top once enabled.
 
     Args:
         input_dim: Size of the vocabulary: the largest id + 1. A positive
@@ -118,6 +116,10 @@ class Embedding(
             `Adagrad` or `Adam` (made lazy). A step's update is applied when
             the layer is next called (training or not), by `flush()` and
             before saving. See docs/row_sparse.md.
+        max_ids_per_step: With `sparse_optimizer`, the most ids one training
+            call may look up (batch size x ids per example, duplicates
+            included). Required then; sizes a gradient buffer of
+            `(max_ids_per_step, output_dim)`.
         lora_rank: Optional rank: the layer is built with LoRA enabled
             (see `enable_lora`), as Keras 3's `Embedding`.
         lora_alpha: LoRA scale numerator (the delta is scaled by
@@ -125,10 +127,17 @@ class Embedding(
         quantization_config: Optional `keras.quantizers.QuantizationConfig`
             the layer was quantized with (set by `quantize`, kept in
             `get_config()`), as Keras 3's `Embedding`.
-        max_ids_per_step: With `sparse_optimizer`, the most ids one training
-            call may look up (batch size x ids per example, duplicates
-            included). Required then; sizes a gradient buffer of
-            `(max_ids_per_step, output_dim)`.
+        invalid_id_counter: Where compiled calls count the invalid ids
+            they read as zeros (see `keras_embed.invalid_ids`). `"metric"`
+            (the default): a metric of the layer, not a weight, so the
+            layer's weights and `stateless_call` are exactly
+            `keras.layers.Embedding`'s; Keras shows it in `fit`/`evaluate`
+            logs as `"<layer name>/invalid_ids"` (so `evaluate()` returns a
+            list); JAX `predict` does not count. `"variable"`: a
+            non-trainable weight `invalid_id_count` (as keras_embed 0.2.0),
+            which every stateless step carries, so JAX `predict` counts
+            too and logs are Keras's, but the layer has that one weight
+            more than `keras.layers.Embedding`.
         **kwargs: Base layer arguments such as `name`, `dtype` and
             `trainable`.
 
@@ -140,6 +149,8 @@ class Embedding(
         training: With `sparse_optimizer`, a training call records its ids
             and captures the gradient of their rows for the row update;
             otherwise ignored.
+        ids_checked: Set by the layer itself when it has already checked
+            NumPy or Python ids before Keras converted them; leave it False.
 
     Input shape:
         Any shape `(d1, ..., dn)`; 2D `(batch_size, input_length)` is usual.
@@ -179,8 +190,11 @@ class Embedding(
         lora_rank=None,
         lora_alpha=None,
         quantization_config=None,
+        invalid_id_counter="metric",
         **kwargs,
     ):
+        _upgrade.refuse_reverse_arguments(kwargs.get("name"), kwargs)
+        invalid_ids.check_counter(invalid_id_counter)
         input_dim = positive_int(input_dim, "input_dim")
         output_dim = positive_int(output_dim, "output_dim")
         lengths = _sequence_lengths(input_length)
@@ -189,8 +203,15 @@ class Embedding(
         max_norm, norm_type = _norm.check_max_norm(max_norm, norm_type)
         if sparse_optimizer is not None:
             sparse_optimizer = row_sparse.get(sparse_optimizer)
-            max_ids_per_step = check_max_ids_per_step(max_ids_per_step)
-            refuse_regularizer(embeddings_regularizer)
+            max_ids_per_step = row_sparse.check_max_ids_per_step(
+                max_ids_per_step
+            )
+        features.check_arguments(
+            sparse_optimizer,
+            embeddings_regularizer,
+            embeddings_constraint,
+            lora_rank,
+        )
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         if lengths is not None and "input_shape" not in kwargs:
             # What Sequential reads to create the model's input from the
@@ -217,130 +238,287 @@ class Embedding(
         self.norm_type = norm_type
         self.sparse_optimizer = sparse_optimizer
         self.max_ids_per_step = max_ids_per_step
-        self.index_dtype = index_dtype(input_dim)
         self.lora_rank = lora_rank
         self.lora_alpha = lora_alpha if lora_alpha is not None else lora_rank
         self.lora_enabled = False
         self.quantization_config = quantization_config
+        self.invalid_id_counter = invalid_id_counter
+        self.index_dtype = index_dtype(input_dim)
         self._lengths = lengths
         self._initial_weights = weights
-        self._ids_checked_on_host = False
-        self._invalid_ids = None
+        self._storage = None
         if weights is not None:
             # As Keras 3: a layer given its weights holds them at once.
             self.build()
 
     @classmethod
     def from_config(cls, config):
-        return super().from_config(_read_config(cls, config))
+        return super().from_config(cls.read_config(config))
+
+    @classmethod
+    def read_config(cls, config):
+        """`config` as the constructor takes it: its quantization config
+        deserialized, and a keras_embed 0.1.0 config upgraded."""
+        return deserialize_quantization_config(
+            _upgrade.embedding_config(config)
+        )
+
+    @classmethod
+    def from_pretrained(cls, embeddings, freeze=True, **kwargs):
+        """The layer holding an `(input_dim, output_dim)` matrix.
+
+        Like `torch.nn.Embedding.from_pretrained`: the matrix becomes the
+        `embeddings` weight (never part of the config), and `freeze=True`
+        makes the layer non-trainable. `kwargs` are any other constructor
+        arguments, e.g. `padding_id=0, mask_zero=True`.
+        """
+        matrix = pretrained.pretrained_matrix(embeddings, kwargs)
+        return cls(*matrix.shape, weights=matrix, trainable=not freeze, **kwargs)
 
     def build(self, input_shape=None):
         if self.built:
             return
         if self.quantization_mode is not None:
-            return self._build_quantized()
-        sparse = self.sparse_optimizer is not None
+            self.quantized_build(
+                input_shape, self.quantization_mode, self.quantization_config
+            )
+        else:
+            storage = self.make_storage()
+            storage.build(self.add_weight)
+            self._install(storage)
+        if self.invalid_id_counter == "metric":
+            self.invalid_id_metric = invalid_ids.InvalidIdCount(self.name)
+        else:
+            self._invalid_id_variable = self.add_weight(
+                shape=(),
+                initializer="zeros",
+                dtype="int32",
+                name="invalid_id_count",
+                trainable=False,
+            )
+        self.built = True
+        self._set_initial_rows()
+        if self.lora_rank:
+            self.enable_lora(self.lora_rank, self.lora_alpha)
+
+    def make_storage(self):
+        """The storage of this layer's float rows, created by `build`.
+
+        A `keras_embed.storage.FloatStorage`, or a row-sparse storage with
+        `sparse_optimizer`. Override it to keep the rows another way (see
+        docs/features.md): `build` creates the storage's variables, and
+        quantization and LoRA still apply on top of it.
+        """
         constraint = self.embeddings_constraint
+        if self.sparse_optimizer is not None:
+            return row_sparse.RowSparseStorage(
+                self.input_dim,
+                self.output_dim,
+                self.sparse_optimizer,
+                self.max_ids_per_step,
+                self.index_dtype,
+                initializer=self.embeddings_initializer,
+                constraint=constraint,
+                add_loss=self.add_loss,
+                name=self.name,
+            )
         if self.padding_id is not None:
             constraint = _padding.PaddingRowConstraint(
                 self.padding_id, constraint
             )
-        # A row-sparse table is not trainable: the model's optimizer would
-        # rewrite all of it. Its table applies the constraint to new rows.
-        self._embeddings = self.add_weight(
-            shape=(self.input_dim, self.output_dim),
-            initializer=self.embeddings_initializer,
-            name="embeddings",
-            regularizer=self.embeddings_regularizer,
-            constraint=None if sparse else constraint,
-            trainable=not sparse,
+        return FloatStorage(
+            self.input_dim,
+            self.output_dim,
+            self.embeddings_initializer,
+            self.embeddings_regularizer,
+            constraint,
         )
-        self.table = self.make_table()
-        self._add_invalid_id_counter()
-        self.built = True
+
+    def quantized_build(self, input_shape, mode, config=None):
+        # Keras's hook for building a quantized layer (from its dtype policy
+        # when reloaded, or by `quantize`).
+        quantized_storage.check_mode(mode, self.name)
+        size = quantized_storage.block_size_setting(
+            mode, config, self.dtype_policy
+        )
+        base = QuantizedStorage(
+            self.input_dim, self.output_dim, mode, size, config
+        )
+        base.build(self.add_weight)
+        self._install(self._with_lora(base))
+        # Keras's own flag for "quantized already": its `quantize` wrapper
+        # and `dtype_policy` setter read it.
+        self._is_quantized = True
+
+    def _install(self, storage):
+        """Makes `storage` where the rows live: the only assignment of
+        `self._storage` (from `build`, `quantize`, `enable_lora`). Its
+        variables are also layer attributes under Keras's names."""
+        self._storage = storage
+        for name, variable in storage.variables.items():
+            attribute = KERAS_ATTRIBUTES.get(name)
+            if attribute is not None and getattr(self, attribute, None) is not variable:
+                setattr(self, attribute, variable)
+
+    def _retire(self, storage):
+        """Stops tracking the variables of `storage`, which another storage
+        is about to replace (Keras's own `quantize` deletes its float table
+        first too, so the new variables come last, in Keras's order)."""
+        for name, variable in storage.variables.items():
+            attribute = KERAS_ATTRIBUTES.get(name)
+            if attribute is not None and getattr(self, attribute, None) is variable:
+                delattr(self, attribute)
+            else:
+                # No public way to untrack a variable that no attribute
+                # holds (a custom storage's).
+                self._untrack_variable(variable)
+
+    def _with_lora(self, base):
+        if not self.lora_enabled:
+            return base
+        return self._storage.with_base(base)
+
+    def _base_storage(self):
+        """The storage under LoRA's delta (the storage itself without)."""
+        return self._storage.base if self.lora_enabled else self._storage
+
+    def _set_initial_rows(self):
         if self._initial_weights is not None:
-            self.embeddings.assign(self._initial_weights)
+            self._storage.assign_float_table(self._initial_weights)
             self._initial_weights = None
-        if self.padding_id is not None:
-            self.embeddings.assign(
-                _padding.zero_row(self.embeddings, self.padding_id)
+        if self.padding_id is not None and self.quantization_mode is None:
+            self._storage.assign_float_table(
+                _padding.zero_row(self._storage.float_table(), self.padding_id)
             )
-        if self.lora_rank:
-            self.enable_lora(self.lora_rank, self.lora_alpha)
+
+    @property
+    def storage(self):
+        """Where the rows live: a `keras_embed.storage.Storage`; None until
+        the layer is built."""
+        return self._storage
 
     @property
     def embeddings(self):
-        """The table: the weight itself, or with LoRA and/or quantization
-        the float table they stand for (dequantized, delta merged)."""
-        if self.lora_enabled or self.quantization_mode is not None:
-            return self.table.dense()
-        try:
-            return self._embeddings
-        except AttributeError:
+        """The table as Keras 3's `Embedding` shows it: the float weight;
+        once quantized, the integer codes (int4 unpacked); with LoRA, plus
+        the delta. `layer.storage.float_table()` is the float table."""
+        if self._storage is None:
             raise AttributeError(
-                f"Layer '{self.name}' has no `embeddings` until it is built."
-            ) from None
-
-    def make_table(self):
-        """Returns the `keras_embed.tables.LookupTable` this layer reads its
-        rows through. Called once by `build`, after `embeddings` exists;
-        override it to plug in another storage."""
-        if self.quantization_mode is not None:
-            table = self._quantized_table()
-        elif self.sparse_optimizer is None:
-            table = tables.DenseTable(self._embeddings, self.index_dtype)
-        else:
-            return row_sparse.RowSparseTable(
-                self.embeddings,
-                self.sparse_optimizer,
-                self.max_ids_per_step,
-                self.index_dtype,
-                add_weight=self.add_weight,
-                add_loss=self.add_loss,
-                constraint=self.embeddings_constraint,
-                name=self.name,
+                "You must build the layer before accessing `embeddings`: "
+                f"layer '{self.name}' is not built yet. Call it on ids, or "
+                "call `build()`."
             )
-        return self._with_lora(table)
+        embeddings = self._storage.embeddings
+        if self.lora_enabled:
+            embeddings = ops.cast(embeddings, self.compute_dtype)
+        return embeddings
+
+    @property
+    def _int4_block_size(self):
+        # Keras's name for the configured int4 group size (its tests read
+        # it): None, -1 or the group size.
+        base = self._base_storage()
+        if getattr(base, "mode", None) != "int4":
+            raise AttributeError(
+                f"Layer '{self.name}' is not quantized with mode 'int4'."
+            )
+        return base.block_size
 
     def __call__(self, inputs, *args, **kwargs):
-        if "reverse" in kwargs and not hasattr(self, "tie_weights"):
-            raise _no_reverse_error(self.name)
-        # NumPy and Python ids are checked before Keras converts them: JAX
-        # without x64 would wrap int64 ids beyond int32 into valid rows.
+        inputs, kwargs = self._checked_call_inputs(inputs, kwargs)
+        return super().__call__(inputs, *args, **kwargs)
+
+    def _checked_call_inputs(self, inputs, kwargs):
+        """The call's inputs and keyword arguments, NumPy and Python ids
+        checked first: Keras converts them before `call`, and JAX without
+        x64 would wrap int64 ids beyond int32 into valid rows."""
+        if "reverse" in kwargs:
+            raise _upgrade.reverse_call_error(self.name)
         checked = _ids.host_ids(inputs, self.input_dim, self.name)
         if checked is inputs:
-            return super().__call__(inputs, *args, **kwargs)
-        # Checked once: `call` need not look at these ids again.
-        self._ids_checked_on_host = True
-        try:
-            return super().__call__(checked, *args, **kwargs)
-        finally:
-            self._ids_checked_on_host = False
+            return inputs, kwargs
+        return checked, {**kwargs, "ids_checked": True}
 
-    def call(self, inputs, training=None):
+    def call(self, inputs, training=None, ids_checked=False):
         training = bool(training) and self.trainable
         if is_ragged(inputs):
             # Look up the flat values, keep the row splits.
-            flat = self._lookup(inputs.flat_values, training)
-            return inputs.with_flat_values(flat)
+            vectors, _ = self.lookup(inputs.flat_values, training)
+            return inputs.with_flat_values(vectors)
         ids = ops.convert_to_tensor(inputs, sparse=False)
-        return self._lookup(ids, training)
+        vectors, _ = self.lookup(ids, training, ids_checked)
+        return vectors
 
-    def _lookup(self, ids, training):
-        keep = None
-        if not self._ids_checked_on_host:
-            keep = _ids.check_ids(ids, self.input_dim, self.name)
-            self._count_invalid_ids(keep)
-        keep = _padding.keep_mask(ids, keep, self.padding_id)
-        outputs = self.table.lookup(ids, keep, training=training)
-        outputs = _norm.clip_by_norm(outputs, self.max_norm, self.norm_type)
-        return ops.cast(outputs, self.compute_dtype)
+    def lookup(self, ids, training=False, ids_checked=False):
+        """The vectors of `ids`, and which positions were looked up.
 
-    def quantize(self, mode=None, type_check=True, config=None):
-        # As Keras: a subclass must implement its own quantization.
-        if type_check and type(self) is not Embedding:
-            raise self._not_implemented_error(self.quantize)
-        self._quantize(mode, config)
+        Every call's steps, in order: check the ids (eager: raise on a bad
+        one; traced: mask and count it), keep the valid positions that are
+        not the padding id, read their rows from the storage, zero the
+        other positions, clip to `max_norm`, cast. Returns `(vectors,
+        keep)`; `keep` is None when every position was looked up, else a
+        boolean tensor shaped like `ids`.
+        """
+        valid = None
+        if not ids_checked:
+            valid = _ids.check_ids(ids, self.input_dim, self.name)
+        self._count_invalid(valid)
+        keep = _padding.keep_mask(ids, valid, self.padding_id)
+        self._storage.apply_pending()
+        rows = self._read_rows(ids, keep)
+        if training:
+            rows = self._storage.training_rows(ids, keep, rows)
+        rows = _norm.clip_by_norm(rows, self.max_norm, self.norm_type)
+        return ops.cast(rows, self.compute_dtype), keep
+
+    def _read_rows(self, ids, keep):
+        """The storage's rows of `ids`, zeros where `keep` is False; those
+        positions read row 0 and `where` sends it no gradient."""
+        if keep is None:
+            return self._storage.rows(ops.cast(ids, self.index_dtype))
+        if keras.backend.backend() == "tensorflow":
+            # TF graphs without XLA run the output-sized `where` as its own
+            # pass; skipping it unless needed measured 1.3x (benchmarks/).
+            return ops.cond(
+                ops.all(keep),
+                lambda: self._read_rows(ids, None),
+                lambda: self._masked_rows(ids, keep),
+            )
+        return self._masked_rows(ids, keep)
+
+    def _masked_rows(self, ids, keep):
+        safe_ids = ops.cast(ops.where(keep, ids, 0), self.index_dtype)
+        rows = self._storage.rows(safe_ids)
+        return ops.where(ops.expand_dims(keep, -1), rows, 0)
+
+    def _count_invalid(self, valid):
+        if valid is None:
+            return
+        count = _ids.count_invalid(valid)
+        if self.invalid_id_counter == "metric":
+            self.invalid_id_metric.update_state(count)
+        else:
+            self._invalid_id_variable.assign(self._invalid_id_variable + count)
+
+    @property
+    def invalid_id_count(self):
+        """How many invalid ids this layer has looked up as zeros since it
+        was built or last reset (compiled calls cannot raise on them; see
+        `keras_embed.invalid_ids`). 0 before the layer is built."""
+        if not self.built:
+            return 0
+        if self.invalid_id_counter == "metric":
+            return int(ops.convert_to_numpy(self.invalid_id_metric.total))
+        return int(ops.convert_to_numpy(self._invalid_id_variable))
+
+    def reset_invalid_id_count(self):
+        """Sets `invalid_id_count` back to 0."""
+        if not self.built:
+            return
+        if self.invalid_id_counter == "metric":
+            self.invalid_id_metric.reset_total()
+        else:
+            self._invalid_id_variable.assign(0)
 
     def flush(self):
         """Applies the pending row-sparse update of the last training step.
@@ -349,7 +527,115 @@ class Embedding(
         before the layer is built.
         """
         if self.built:
-            self.table.flush()
+            self._storage.apply_pending()
+
+    def quantize(self, mode=None, type_check=True, config=None):
+        # As Keras: a subclass must implement its own quantization.
+        if type_check and type(self) is not Embedding:
+            raise not_implemented(self, "quantize")
+        self._quantize_rows(mode, config)
+
+    def _quantize_rows(self, mode, config):
+        """Replaces the rows' storage by a quantized one holding them."""
+        features.check_quantize(self.name, self.sparse_optimizer)
+        quantized_storage.check_mode(mode, self.name)
+        base = self._base_storage()
+        table = ops.convert_to_numpy(base.float_table())
+        self._retire(base)
+        self.quantization_config = config
+        self.quantized_build(None, mode, config)
+        self._base_storage().assign_float_table(table)
+        if self.dtype_policy.quantization_mode is None:
+            size = quantized_storage.block_size_setting(
+                mode, config, self.dtype_policy
+            )
+            self.dtype_policy = quantized_storage.policy_name(
+                mode, size, self.dtype_policy.name
+            )
+
+    def quantized_call(self, *args, **kwargs):
+        quantized_storage.check_mode(self.quantization_mode, self.name)
+        # The storage dequantizes; ids, masks and norms go through `call`.
+        return self.call(*args, **kwargs)
+
+    def enable_lora(
+        self,
+        rank,
+        lora_alpha=None,
+        a_initializer="he_uniform",
+        b_initializer="zeros",
+    ):
+        """Freezes the rows and trains a rank-`rank` delta over them, as
+        Keras 3's `Embedding.enable_lora` (see `keras_embed.lora_storage`)."""
+        features.check_enable_lora(
+            self.name,
+            self.built,
+            self.lora_enabled,
+            self.embeddings_constraint,
+            self.sparse_optimizer is not None,
+        )
+        rank = positive_int(rank, "rank")
+        alpha = lora_alpha if lora_alpha is not None else rank
+        for variable in self._storage.variables.values():
+            variable.trainable = False
+        lora = LoraStorage(
+            self._storage,
+            rank,
+            alpha,
+            a_initializer,
+            b_initializer,
+            self.embeddings_regularizer,
+        )
+        # A built layer's state is locked; Keras's own `enable_lora`
+        # unlocks it the same way to add the factors.
+        locked = self._tracker.locked
+        self._tracker.unlock()
+        try:
+            lora.build(self.add_weight)
+        finally:
+            if locked:
+                self._tracker.lock()
+        self.lora_enabled = True
+        self.lora_rank = rank
+        self.lora_alpha = alpha
+        self._install(lora)
+
+    def save_own_variables(self, store):
+        if not self.built:
+            return
+        self.flush()
+        for index, value in enumerate(self._saved_values()):
+            store[str(index)] = value
+
+    def _saved_values(self):
+        """What a weight file holds, in Keras 3's order: the storage's
+        values; with LoRA, the merged table (its padding row zero)."""
+        if self.lora_enabled and self.padding_id is not None:
+            merged = self._storage.float_table()
+            merged = _padding.zero_row(merged, self.padding_id)
+            return self._storage.encode(merged)
+        return self._storage.saved_values()
+
+    def load_own_variables(self, store):
+        if not self.built:
+            return
+        values = [store[str(index)] for index in range(len(store.keys()))]
+        expected = self._save_order()
+        if len(values) != len(expected):
+            raise ValueError(
+                f"Layer '{self.name}' loads {len(expected)} variables "
+                f"{expected}, but the file holds {len(values)}. Load a file "
+                "saved by a layer with the same arguments (quantization "
+                "mode, `tie_weights`, `sparse_optimizer`)."
+            )
+        self._load_values(values)
+
+    def _save_order(self):
+        """The names of what a weight file holds, in order."""
+        return self._storage.save_order()
+
+    def _load_values(self, values):
+        self._storage.load(values)
 
     def compute_mask(self, inputs, mask=None):
         if not self.mask_zero:
@@ -364,7 +650,7 @@ class Embedding(
             )
         return input_shape + (self.output_dim,)
 
-    def compute_output_spec(self, inputs):
+    def compute_output_spec(self, inputs, training=None, ids_checked=False):
         _ids.check_id_dtype(inputs.dtype, self.input_dim, self.name)
         return keras.KerasTensor(
             self.compute_output_shape(inputs.shape),
@@ -409,45 +695,29 @@ class Embedding(
             config["quantization_config"] = keras.saving.serialize_keras_object(
                 self.quantization_config
             )
+        if self.invalid_id_counter != "metric":
+            config["invalid_id_counter"] = self.invalid_id_counter
         return config
 
 
-def _no_reverse_error(layer_name):
-    return TypeError(
-        f"Layer '{layer_name}' is an Embedding, which has no reverse "
-        "projection since keras_embed 0.2.0. Use "
-        "keras_embed.ReversibleEmbedding (same arguments, plus tie_weights, "
-        "reverse_dtype, logit_soft_cap) for `reverse=True` calls; see "
-        "docs/migrating.md."
+def deserialize_quantization_config(config):
+    """`config` with its `quantization_config` deserialized, as Keras's
+    `Embedding.from_config` does."""
+    if config.get("quantization_config") is None:
+        return config
+    config = dict(config)
+    config["quantization_config"] = keras.saving.deserialize_keras_object(
+        config["quantization_config"]
     )
+    return config
 
 
-def _read_config(cls, config):
-    """`config` with its `quantization_config` deserialized, and the
-    reverse arguments of a 0.1.0 config dropped where they hold the
-    defaults (tied, no dtype, no cap): such a file never needed them."""
-    if config.get("quantization_config") is not None:
-        config = dict(config)
-        config["quantization_config"] = keras.saving.deserialize_keras_object(
-            config["quantization_config"]
-        )
-    moved = set(_MOVED_REVERSE_ARGUMENTS) & set(config)
-    if not moved or "tie_weights" in inspect.signature(cls).parameters:
-        return config
-    used = {
-        name: config[name]
-        for name in sorted(moved)
-        if config[name] != _MOVED_REVERSE_ARGUMENTS[name]
-    }
-    if used:
-        raise ValueError(
-            "This Embedding config was saved by keras_embed 0.1.0 with "
-            f"reverse-projection arguments {used}, which moved to "
-            "keras_embed.ReversibleEmbedding in 0.2.0. Rebuild the model "
-            "with ReversibleEmbedding and copy the weights over (see "
-            "docs/migrating.md)."
-        )
-    return {name: value for name, value in config.items() if name not in moved}
+def not_implemented(layer, method):
+    """Keras's error for a subclass that does not implement `method`."""
+    return NotImplementedError(
+        f"Layer {type(layer).__name__} does not have a `{method}` method "
+        "implemented."
+    )
 
 
 def _apply_input_length(input_shape, lengths, input_length, layer_name):

@@ -2,24 +2,27 @@ import keras
 from keras import ops
 
 from keras_embed import _ids
-from keras_embed import _padding
+from keras_embed import features
+from keras_embed import pretrained
 from keras_embed._validation import is_ragged
 from keras_embed.embedding import Embedding
-from keras_embed.pretrained import FromPretrainedMixin
 
 COMBINERS = ("sum", "mean", "sqrtn", "max")
+# Arguments of the bag itself; all others configure its inner Embedding.
+_BAG_ARGUMENTS = ("name", "dtype", "trainable")
 
 
 @keras.saving.register_keras_serializable(package="keras_embed")
-class EmbeddingBag(FromPretrainedMixin, keras.layers.Layer):
+class EmbeddingBag(keras.layers.Layer):
     """Looks up bags of ids and pools each bag into one vector.
 
     Like `torch.nn.EmbeddingBag` (with `padding_idx`, without `offsets`)
     and keras-rs `EmbedReduce`: the last axis of the ids holds one bag,
-    e.g. the words of a document or the items a user clicked. Each id is
-    looked up by an inner `keras_embed.Embedding` (so ids are validated,
-    `padding_id` and `max_norm` act as there) and the bag's vectors are
-    combined, vectorised over all bags:
+    e.g. the words of a document or the items a user clicked. The ids are
+    looked up by an inner `keras_embed.Embedding` (`bag.embedding`), which
+    takes every `Embedding` argument but `input_length` (ids are validated,
+    `padding_id`, `max_norm`, quantization, LoRA and row-sparse training act
+    as there), and the bag's vectors are combined, vectorised over all bags:
 
     - "sum": `sum_i w_i v_i`;
     - "mean": `sum_i w_i v_i / sum_i w_i` (TensorFlow's weighted mean);
@@ -37,20 +40,13 @@ class EmbeddingBag(FromPretrainedMixin, keras.layers.Layer):
         input_dim: Size of the vocabulary: the largest id + 1.
         output_dim: Size of each embedding vector.
         combiner: "sum", "mean" (default), "sqrtn" or "max".
-        embeddings_initializer: Initializer for the `embeddings` matrix.
-        embeddings_regularizer: Regularizer for the `embeddings` matrix.
         activity_regularizer: Regularizer applied to the pooled output.
-        embeddings_constraint: Constraint for the `embeddings` matrix.
-        mask_zero: If True, id 0 is padding and left out of the bags. The
-            output has no mask (it has no sequence axis).
-        padding_id: Id of a padding row, left out of the bags; see
-            `Embedding`.
-        max_norm: Clip each looked-up vector to this norm before pooling;
-            see `Embedding`.
-        norm_type: The p of the p-norm for `max_norm`.
-        weights: Optional initial `(input_dim, output_dim)` matrix. See
-            also `EmbeddingBag.from_pretrained`.
-        **kwargs: Base layer arguments such as `name` and `dtype`.
+        **kwargs: Base layer arguments (`name`, `dtype`, `trainable`) and
+            any other `keras_embed.Embedding` argument, passed on to the
+            inner layer: `embeddings_initializer`, `mask_zero` (id 0 is left
+            out of the bags; the output has no mask), `padding_id`,
+            `max_norm`, `weights`, ... See also
+            `EmbeddingBag.from_pretrained`.
 
     Call arguments:
         inputs: Ids `(..., bag_size)`, padded (dense) or a TensorFlow
@@ -59,6 +55,8 @@ class EmbeddingBag(FromPretrainedMixin, keras.layers.Layer):
             like it for ragged inputs). Not allowed with "max".
         mask: Optional boolean mask shaped like `inputs`; Keras passes it
             from the layer before.
+        training: As for `Embedding`.
+        ids_checked: As for `Embedding`.
 
     Input shape:
         `(batch_size, bag_size)`, or more generally `(..., bag_size)`.
@@ -78,16 +76,7 @@ class EmbeddingBag(FromPretrainedMixin, keras.layers.Layer):
         input_dim,
         output_dim,
         combiner="mean",
-        embeddings_initializer="uniform",
-        embeddings_regularizer=None,
         activity_regularizer=None,
-        embeddings_constraint=None,
-        mask_zero=False,
-        *,
-        padding_id=None,
-        max_norm=None,
-        norm_type=2.0,
-        weights=None,
         **kwargs,
     ):
         if combiner not in COMBINERS:
@@ -95,31 +84,36 @@ class EmbeddingBag(FromPretrainedMixin, keras.layers.Layer):
                 f"`combiner` must be one of {COMBINERS}, but received "
                 f"{combiner!r}."
             )
-        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        own = {k: kwargs.pop(k) for k in _BAG_ARGUMENTS if k in kwargs}
+        features.check_bag_arguments(own.get("name"), kwargs)
+        super().__init__(activity_regularizer=activity_regularizer, **own)
         self.embedding = Embedding(
             input_dim,
             output_dim,
-            embeddings_initializer=embeddings_initializer,
-            embeddings_regularizer=embeddings_regularizer,
-            embeddings_constraint=embeddings_constraint,
-            mask_zero=mask_zero,
-            weights=weights,
-            padding_id=padding_id,
-            max_norm=max_norm,
-            norm_type=norm_type,
             dtype=self.dtype_policy,
             trainable=self.trainable,
-            name="embedding",
+            # The bag's own name: errors and the invalid-id count of the
+            # bag's ids name the bag.
+            name=self.name,
+            **kwargs,
         )
-        self.input_dim = self.embedding.input_dim
-        self.output_dim = self.embedding.output_dim
         self.combiner = combiner
-        self.mask_zero = mask_zero
-        self.padding_id = self.embedding.padding_id
-        self.max_norm = self.embedding.max_norm
-        self.norm_type = self.embedding.norm_type
         self.supports_masking = True
         self.autocast = False
+
+    @classmethod
+    def from_pretrained(cls, embeddings, freeze=True, **kwargs):
+        """As `Embedding.from_pretrained`, for a bag."""
+        matrix = pretrained.pretrained_matrix(embeddings, kwargs)
+        return cls(*matrix.shape, weights=matrix, trainable=not freeze, **kwargs)
+
+    @property
+    def input_dim(self):
+        return self.embedding.input_dim
+
+    @property
+    def output_dim(self):
+        return self.embedding.output_dim
 
     @property
     def embeddings(self):
@@ -136,14 +130,23 @@ class EmbeddingBag(FromPretrainedMixin, keras.layers.Layer):
 
     def build(self, input_shape=None):
         self.embedding.build()
-        self.built = True
 
     def __call__(self, inputs, *args, **kwargs):
-        # As in Embedding: host ids are checked before Keras converts them.
-        inputs = _ids.host_ids(inputs, self.input_dim, self.name)
-        return super().__call__(inputs, *args, **kwargs)
+        # As in Embedding: host ids are checked before Keras converts them,
+        # and only then.
+        checked = _ids.host_ids(inputs, self.input_dim, self.name)
+        if checked is not inputs:
+            kwargs = {**kwargs, "ids_checked": True}
+        return super().__call__(checked, *args, **kwargs)
 
-    def call(self, inputs, id_weights=None, mask=None):
+    def call(
+        self,
+        inputs,
+        id_weights=None,
+        mask=None,
+        training=None,
+        ids_checked=False,
+    ):
         if id_weights is not None and self.combiner == "max":
             raise ValueError(
                 f"Layer '{self.name}' has combiner='max', which takes no "
@@ -160,21 +163,23 @@ class EmbeddingBag(FromPretrainedMixin, keras.layers.Layer):
             inputs = inputs.to_tensor(0)
         ids = ops.convert_to_tensor(inputs)
         _check_rank(ids.shape, self.name)
-        # `call`, not `__call__`: the ids may carry this layer's input mask,
-        # which the inner layer would warn it drops; the bag applies it.
-        vectors = self.embedding.call(ids)
-        keep = self._keep(ids, present, mask)
-        return self._combine(vectors, keep, id_weights)
+        training = bool(training) and self.trainable
+        vectors, keep = self.embedding.lookup(ids, training, ids_checked)
+        return self._combine(vectors, self._in_bags(ids, keep, present, mask), id_weights)
 
-    def _keep(self, ids, present, mask):
-        """Which positions belong to a bag."""
-        keep = _ids.valid_id_mask(ids, self.input_dim)
-        for extra in (present, mask):
-            if extra is not None:
-                keep = ops.logical_and(keep, ops.cast(extra, "bool"))
-        if self.mask_zero:
-            keep = ops.logical_and(keep, self.embedding.compute_mask(ids))
-        return _padding.keep_mask(ids, keep, self.padding_id)
+    def _in_bags(self, ids, keep, present, mask):
+        """Which positions belong to a bag: those the inner layer looked
+        up, present, unmasked and (with `mask_zero`) not id 0."""
+        extra = [present, mask]
+        if self.embedding.mask_zero:
+            extra.append(ops.not_equal(ids, 0))
+        for condition in extra:
+            if condition is not None:
+                condition = ops.cast(condition, "bool")
+                keep = condition if keep is None else ops.logical_and(keep, condition)
+        if keep is None:
+            keep = ops.ones(ops.shape(ids), dtype="bool")
+        return keep
 
     def _combine(self, vectors, keep, id_weights):
         if self.combiner == "max":
@@ -207,7 +212,9 @@ class EmbeddingBag(FromPretrainedMixin, keras.layers.Layer):
         _check_rank(input_shape, self.name)
         return tuple(input_shape)[:-1] + (self.output_dim,)
 
-    def compute_output_spec(self, inputs, id_weights=None, mask=None):
+    def compute_output_spec(
+        self, inputs, id_weights=None, mask=None, training=None, ids_checked=False
+    ):
         _ids.check_id_dtype(inputs.dtype, self.input_dim, self.name)
         return keras.KerasTensor(
             self.compute_output_shape(inputs.shape), dtype=self.compute_dtype
@@ -215,25 +222,26 @@ class EmbeddingBag(FromPretrainedMixin, keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        embedding = self.embedding.get_config()
+        # The inner layer's arguments, but those the bag sets itself.
+        inner = self.embedding.get_config()
+        for key in (*config, "activity_regularizer", "input_length"):
+            inner.pop(key, None)
         config.update(
             {
                 "input_dim": self.input_dim,
                 "output_dim": self.output_dim,
                 "combiner": self.combiner,
-                "embeddings_initializer": embedding["embeddings_initializer"],
-                "embeddings_regularizer": embedding["embeddings_regularizer"],
                 "activity_regularizer": keras.regularizers.serialize(
                     self.activity_regularizer
                 ),
-                "embeddings_constraint": embedding["embeddings_constraint"],
-                "mask_zero": self.mask_zero,
-                "padding_id": self.padding_id,
-                "max_norm": self.max_norm,
-                "norm_type": self.norm_type,
+                **inner,
             }
         )
         return config
+
+    @classmethod
+    def from_config(cls, config):
+        return super().from_config(Embedding.read_config(config))
 
 
 def _check_rank(shape, layer_name):

@@ -318,25 +318,9 @@ def _is_number(text):
     return True
 
 
-class FromPretrainedMixin:
-    """`from_pretrained` for the embedding layers (a classmethod)."""
-
-    @classmethod
-    def from_pretrained(cls, matrix, freeze=True, **kwargs):
-        """Creates the layer from an `(input_dim, output_dim)` matrix.
-
-        Like `torch.nn.Embedding.from_pretrained`: the matrix becomes the
-        `embeddings` weight (never part of the config), and `freeze=True`
-        makes the layer non-trainable. `kwargs` are any other constructor
-        arguments, e.g. `padding_id=0, mask_zero=True`.
-        """
-        matrix = _pretrained_matrix(matrix, kwargs)
-        return cls(
-            *matrix.shape, weights=matrix, trainable=not freeze, **kwargs
-        )
-
-
-def _pretrained_matrix(matrix, kwargs):
+def pretrained_matrix(matrix, kwargs):
+    """`matrix` as the NumPy `(input_dim, output_dim)` weights of a layer's
+    `from_pretrained`, refusing the arguments it sets itself."""
     for name in ("input_dim", "output_dim", "weights", "trainable"):
         if name in kwargs:
             raise ValueError(

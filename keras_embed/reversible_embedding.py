@@ -1,11 +1,22 @@
+import contextvars
+
 import keras
 from keras import ops
 
 from keras_embed import _padding
-from keras_embed import quantization
+from keras_embed import features
+from keras_embed import quantized_storage
 from keras_embed._validation import positive_number
 from keras_embed.embedding import Embedding
-from keras_embed.row_sparse.table import refuse_tied_reverse_training
+from keras_embed.embedding import deserialize_quantization_config
+from keras_embed.embedding import not_implemented
+
+# The reversible layers inside a reverse call, on this thread. Keras asks
+# `compute_mask` for a call's output mask with the call's first argument
+# only, and has no public way for `call` to attach a mask (Keras's own
+# ReversibleEmbedding uses a private helper); so whether a call reverses
+# travels on the call stack, never on the instance.
+_REVERSING = contextvars.ContextVar("keras_embed_reversing", default=())
 
 
 @keras.saving.register_keras_serializable(package="keras_embed")
@@ -21,11 +32,13 @@ class ReversibleEmbedding(Embedding):
     `max_norm`, `input_length`, `weights`, `sparse_optimizer`, ...) is
     accepted through `**kwargs` and acts on the forward lookup.
 
-    With `padding_id`, the padding row of a tied table reads as zeros in
-    the projection too, so its logit is always 0 and it gets no gradient.
-    With `sparse_optimizer`, a tied reverse call can only run outside
-    training: a training call would need a gradient for every row, which
-    row-sparse training does not compute (use `tie_weights=False`).
+    As Keras's layer, a forward call's output carries the `mask_zero` mask
+    and a reverse call's logits carry none. With `padding_id`, the padding
+    row of a tied table reads as zeros in the projection too, so its logit
+    is always 0 and it gets no gradient. With `sparse_optimizer`, a tied
+    reverse call can only run outside training: a training call would need
+    a gradient for every row, which row-sparse training does not compute
+    (use `tie_weights=False`).
 
     Args:
         input_dim: Size of the vocabulary: the largest id + 1.
@@ -37,8 +50,7 @@ class ReversibleEmbedding(Embedding):
         embeddings_initializer: Initializer for the `embeddings` matrix.
         embeddings_regularizer: Regularizer for the `embeddings` matrix.
         embeddings_constraint: Constraint for the `embeddings` matrix.
-        mask_zero: Whether id 0 is a padding value to be masked out. With
-            it, the logits of a reverse call carry the hidden states' mask.
+        mask_zero: Whether id 0 is a padding value to be masked out.
         reverse_dtype: Dtype of the reverse projection and of its logits:
             the hidden states and the kernel are cast to it before the
             matmul. None means the layer's compute dtype; pass "float32"
@@ -53,6 +65,7 @@ class ReversibleEmbedding(Embedding):
             states `(..., output_dim)`.
         reverse: If True, return the logits instead of looking ids up.
         training: As for `Embedding`.
+        ids_checked: As for `Embedding`.
 
     Input shape:
         Ids `(d1, ..., dn)`, or hidden states `(d1, ..., dn, output_dim)`
@@ -94,7 +107,6 @@ class ReversibleEmbedding(Embedding):
         self.tie_weights = bool(tie_weights)
         self.reverse_dtype = _reverse_dtype(reverse_dtype)
         self.logit_soft_cap = logit_soft_cap
-        self._reverse_call = False
         super().__init__(
             input_dim,
             output_dim,
@@ -105,19 +117,16 @@ class ReversibleEmbedding(Embedding):
             **kwargs,
         )
 
+    @classmethod
+    def read_config(cls, config):
+        # Its reverse arguments are its own, not 0.1.0 leftovers.
+        return deserialize_quantization_config(config)
+
     def build(self, input_shape=None):
         if self.built:
             return
         super().build(input_shape)
-        if self.quantization_mode is not None:
-            self.inputs_quantizer = quantization.inputs_quantizer(
-                self.quantization_config
-            )
-        if self.tie_weights:
-            return
-        if self.quantization_mode is not None:
-            self._add_quantized_reverse(self.quantization_mode, None)
-        else:
+        if not self.tie_weights and self.quantization_mode is None:
             self.reverse_embeddings = self.add_weight(
                 shape=(self.output_dim, self.input_dim),
                 initializer=self.embeddings_initializer,
@@ -125,46 +134,112 @@ class ReversibleEmbedding(Embedding):
                 trainable=True,
             )
 
-    def __call__(self, inputs, *args, reverse=False, **kwargs):
-        if not reverse:
-            return super().__call__(inputs, *args, **kwargs)
-        # Keras asks `compute_mask` without the call's arguments, and the
-        # host id check must not see hidden states.
-        self._reverse_call = True
-        try:
-            return keras.layers.Layer.__call__(
-                self, inputs, *args, reverse=True, **kwargs
-            )
-        finally:
-            self._reverse_call = False
+    def quantized_build(self, input_shape, mode, config=None):
+        super().quantized_build(input_shape, mode, config)
+        self.inputs_quantizer = quantized_storage.inputs_quantizer(config)
+        if self.tie_weights:
+            return
+        specs = self._reverse_specs(mode)
+        variables = quantized_storage.add_quantized_variables(
+            self.add_weight, specs
+        )
+        for name, variable in variables.items():
+            setattr(self, name, variable)
 
-    def call(self, inputs, reverse=False, training=None):
+    def _reverse_specs(self, mode):
+        size = self._base_storage().group_size
+        return quantized_storage.variable_specs(
+            self.input_dim, self.output_dim, mode, size, vector_axis=0
+        )
+
+    def _reverse_names(self):
+        """The untied kernel's variables, in Keras's save order."""
+        if self.tie_weights:
+            return []
+        if self.quantization_mode is None:
+            return ["reverse_embeddings"]
+        return [name for name, *_ in self._reverse_specs(self.quantization_mode)]
+
+    def quantize(self, mode=None, type_check=True, config=None):
+        if type_check and type(self) is not ReversibleEmbedding:
+            raise not_implemented(self, "quantize")
+        features.check_quantize(self.name, self.sparse_optimizer)
+        quantized_storage.check_mode(mode, self.name)
+        reverse = None
+        if not self.tie_weights:
+            size = quantized_storage.group_size(
+                quantized_storage.block_size_setting(
+                    mode, config, self.dtype_policy
+                )
+            )
+            reverse = quantized_storage.quantize_matrix(
+                self.reverse_embeddings, mode, size, config, vector_axis=0
+            )
+            del self.reverse_embeddings
+        self._quantize_rows(mode, config)
+        for name, value in zip(self._reverse_names(), reverse or []):
+            getattr(self, name).assign(value)
+
+    def __call__(self, inputs, *args, **kwargs):
+        if not kwargs.get("reverse"):
+            return super().__call__(inputs, *args, **kwargs)
+        token = _REVERSING.set((*_REVERSING.get(), id(self)))
+        try:
+            return super().__call__(inputs, *args, **kwargs)
+        finally:
+            _REVERSING.reset(token)
+
+    def _checked_call_inputs(self, inputs, kwargs):
+        if kwargs.get("reverse"):
+            # Hidden states, not ids.
+            return inputs, kwargs
+        kwargs = {k: v for k, v in kwargs.items() if k != "reverse"}
+        return super()._checked_call_inputs(inputs, kwargs)
+
+    def call(self, inputs, reverse=False, training=None, ids_checked=False):
         if not reverse:
-            return super().call(inputs, training=training)
+            return super().call(inputs, training, ids_checked)
+        features.check_reverse_call(
+            self.name,
+            self.sparse_optimizer is not None,
+            self.tie_weights,
+            bool(training) and self.trainable,
+        )
         _check_hidden_shape(inputs.shape, self.output_dim, self.name)
+        dtype = self.reverse_dtype or self.compute_dtype
         if self.quantization_mode is not None:
-            logits = quantization.project(
+            logits = quantized_storage.project(
                 inputs,
                 self._quantized_kernel(),
                 self.tie_weights,
-                self.reverse_dtype or self.compute_dtype,
+                dtype,
                 self.inputs_quantizer,
             )
-            return self._finish_logits(logits)
-        if self.tie_weights:
-            if self.sparse_optimizer is not None:
-                if training and self.trainable:
-                    refuse_tied_reverse_training(self.name)
-                self.flush()
-            table = _padding.without_padding_row(
-                self.embeddings, self.padding_id
-            )
-            kernel = ops.transpose(table)
         else:
-            kernel = self.reverse_embeddings
-        dtype = self.reverse_dtype or self.compute_dtype
-        logits = ops.matmul(ops.cast(inputs, dtype), ops.cast(kernel, dtype))
+            kernel = ops.cast(self._float_kernel(), dtype)
+            logits = ops.matmul(ops.cast(inputs, dtype), kernel)
         return self._finish_logits(logits)
+
+    def _float_kernel(self):
+        if not self.tie_weights:
+            return self.reverse_embeddings
+        self.flush()
+        table = _padding.without_padding_row(
+            self._storage.float_table(), self.padding_id
+        )
+        return ops.transpose(table)
+
+    def _quantized_kernel(self):
+        base = self._base_storage()
+        if self.tie_weights:
+            return base.matrix
+        return quantized_storage.QuantizedMatrix(
+            [getattr(self, name) for name in self._reverse_names()],
+            self.quantization_mode,
+            self.output_dim,
+            vector_axis=0,
+            g_idx=base.variables.get("g_idx"),
+        )
 
     def _finish_logits(self, logits):
         padding = self.padding_id
@@ -177,64 +252,24 @@ class ReversibleEmbedding(Embedding):
             logits = ops.tanh(logits / cap) * cap
         return logits
 
-    def quantize(self, mode=None, type_check=True, config=None):
-        if type_check and type(self) is not ReversibleEmbedding:
-            raise self._not_implemented_error(self.quantize)
-        reverse = None
-        if not self.tie_weights:
-            size = quantization.block_size(mode, config, self.dtype_policy)
-            quantization.check_mode(mode, self.name)
-            reverse = quantization.quantize_matrix(
-                self.reverse_embeddings, mode, size, config, vector_axis=0
-            )
-        self._quantize(mode, config)
-        self.inputs_quantizer = quantization.inputs_quantizer(config)
-        if reverse is not None:
-            del self.reverse_embeddings
-            self._add_quantized_reverse(mode, reverse)
+    def _saved_values(self):
+        reverse = [getattr(self, name) for name in self._reverse_names()]
+        return super()._saved_values() + reverse
 
-    def _reverse_specs(self, mode, size):
-        return quantization.variable_specs(
-            self.input_dim, self.output_dim, mode, size, vector_axis=0
-        )
+    def _save_order(self):
+        return super()._save_order() + self._reverse_names()
 
-    def _add_quantized_reverse(self, mode, values):
-        specs = self._reverse_specs(mode, self._block_size)
-        self._add_quantized_variables(specs, values)
-
-    def _quantized_kernel(self):
-        mode = self.quantization_mode
-        if self.tie_weights:
-            names = self._quantized_names()
-            return quantization.QuantizedMatrix(
-                self._saved_variables(names), mode, self.output_dim
-            )
-        specs = self._reverse_specs(mode, self._block_size)
-        names = [name for name, _, _ in specs]
-        return quantization.QuantizedMatrix(
-            [getattr(self, name) for name in names],
-            mode,
-            self.output_dim,
-            vector_axis=0,
-            g_idx=getattr(self, "g_idx", None),
-        )
-
-    @property
-    def variable_serialization_spec(self):
-        names = super().variable_serialization_spec
-        if self.tie_weights:
-            return names
-        names[None] = names[None] + ["reverse_embeddings"]
-        size = getattr(self, "_block_size", None)
-        for mode in quantization.MODES:
-            names[mode] = names[mode] + [
-                name for name, _, _ in self._reverse_specs(mode, size)
-            ]
-        return names
+    def _load_values(self, values):
+        names = self._reverse_names()
+        split = len(values) - len(names)
+        super()._load_values(values[:split])
+        for name, value in zip(names, values[split:], strict=True):
+            getattr(self, name).assign(value)
 
     def compute_mask(self, inputs, mask=None):
-        if self._reverse_call:
-            return mask
+        if id(self) in _REVERSING.get():
+            # As Keras: logits carry no mask.
+            return None
         return super().compute_mask(inputs, mask)
 
     def compute_output_shape(self, input_shape, reverse=False):
@@ -244,7 +279,9 @@ class ReversibleEmbedding(Embedding):
         _check_hidden_shape(input_shape, self.output_dim, self.name)
         return input_shape[:-1] + (self.input_dim,)
 
-    def compute_output_spec(self, inputs, reverse=False):
+    def compute_output_spec(
+        self, inputs, reverse=False, training=None, ids_checked=False
+    ):
         if not reverse:
             return super().compute_output_spec(inputs)
         return keras.KerasTensor(

@@ -15,7 +15,9 @@ from keras_embed.row_sparse.optimizers import LazyAdam
 from keras_embed.row_sparse.optimizers import RowOptimizer
 from keras_embed.row_sparse.optimizers import get
 from keras_embed.row_sparse.optimizers import serialize
+from keras_embed.row_sparse.storage import RowSparseStorage
 from keras_embed.row_sparse.table import RowSparseTable
+from keras_embed.row_sparse.table import check_max_ids_per_step
 
 __all__ = [
     "SGD",
@@ -23,7 +25,9 @@ __all__ = [
     "LazyAdam",
     "RowOptimizer",
     "RowSparseFlush",
+    "RowSparseStorage",
     "RowSparseTable",
+    "check_max_ids_per_step",
     "flush_model",
     "get",
     "serialize",

@@ -4,7 +4,8 @@ row-sparse embedding table.
 How one step flows, on every backend, in `keras.ops` only:
 
 1. A training call looks the ids up in the table, which is a
-   *non-trainable* variable (the model's optimizer never sees it), and adds
+   *non-trainable* variable (the model's optimizer never sees it), and
+   `RowSparseStorage.training_rows` adds
    `capture[:n] - stop_gradient(capture[:n])` (zeros) to the `n` looked-up
    rows. `capture` is a small `(max_ids_per_step, output_dim)` trainable
    variable marked `overwrite_with_gradient=True`, so the model's optimizer
@@ -26,7 +27,6 @@ import keras
 from keras import ops
 
 from keras_embed import _ids
-from keras_embed import tables
 from keras_embed._validation import positive_int
 
 # Step serial numbers cycle below this bound so float32 holds them exactly.
@@ -52,29 +52,6 @@ def check_max_ids_per_step(value):
     )
 
 
-def refuse_regularizer(regularizer):
-    if regularizer is not None:
-        raise ValueError(
-            "`embeddings_regularizer` is not supported with "
-            "`sparse_optimizer`: it would send a gradient to every row of "
-            "the table on every step, which is what row-sparse training "
-            f"avoids. Received {regularizer!r}. Regularize the looked-up "
-            "vectors instead (`activity_regularizer=`), or train without "
-            "`sparse_optimizer`."
-        )
-
-
-def refuse_tied_reverse_training(layer_name):
-    raise ValueError(
-        f"Layer '{layer_name}' has `sparse_optimizer` and "
-        "`tie_weights=True`: a training call with `reverse=True` would "
-        "need a gradient for every row of the table, which row-sparse "
-        "training does not compute. Use `tie_weights=False` (a separate "
-        "output matrix trained by the model's optimizer), or call "
-        "`reverse=True` only outside training."
-    )
-
-
 def check_slot_layouts(embeddings, slots):
     """Refuses optimizer slots laid out unlike the table under a
     `keras.distribution`: a replicated slot would put a whole-table copy
@@ -97,7 +74,7 @@ def check_slot_layouts(embeddings, slots):
             )
 
 
-class RowSparseTable(tables.LookupTable):
+class RowSparseTable:
     """A table trained row by row by its own row-wise optimizer.
 
     Args:
@@ -181,17 +158,6 @@ class RowSparseTable(tables.LookupTable):
         }
         check_slot_layouts(embeddings, self.slots)
 
-    def lookup(self, ids, keep=None, training=False):
-        """Applies the pending update, then looks `ids` up; in training,
-        also captures the rows' gradient."""
-        self.flush()
-        rows = tables.gather(self.embeddings, ids, keep, self.index_dtype)
-        if training:
-            # Zero-valued; positions outside `keep` capture under the
-            # sentinel id, which the update skips.
-            rows = rows + self._capture(ids, keep)
-        return rows
-
     def flush(self):
         pending = self._pending()
         flag = _ids.concrete_value(pending)
@@ -201,7 +167,10 @@ class RowSparseTable(tables.LookupTable):
         # every row masked out, which rewrites one row with itself.
         self._apply(pending)
 
-    def _capture(self, ids, keep):
+    def capture_gradient(self, ids, keep):
+        """Zeros shaped like the rows of `ids` whose gradient lands in
+        `capture`; positions outside `keep` capture under the sentinel id,
+        which the update skips. Also records the step's ids and tag."""
         count = _static_size(ids)
         if count is not None and count > self.max_ids_per_step:
             raise ValueError(
