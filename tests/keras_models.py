@@ -21,27 +21,19 @@ def quantize(model, mode, block_size):
         model.quantize(config=config)
 
 
-def gpt_like(cls, tie_weights=True, **kwargs):
+def gpt_like(cls, tie_weights=True, dim=8, **kwargs):
     """Token embedding, one hidden layer, tied (or untied) logits."""
     inputs = keras.Input((4,), dtype="int32")
-    embedding = cls(10, 8, tie_weights=tie_weights, name="token", **kwargs)
-    hidden = keras.layers.Dense(8, name="dense")(embedding(inputs))
+    embedding = cls(10, dim, tie_weights=tie_weights, name="token", **kwargs)
+    hidden = keras.layers.Dense(dim, name="dense")(embedding(inputs))
     return keras.Model(inputs, embedding(hidden, reverse=True))
 
 
 def specs(layer):
-    # keras_embed's one extra variable is its invalid-id counter, which no
-    # file and no `layer.get_weights()` holds.
-    return [
-        (w.name, tuple(w.shape), w.dtype)
-        for w in layer.weights
-        if w.name != "invalid_id_count"
-    ]
+    return [(w.name, tuple(w.shape), w.dtype) for w in layer.weights]
 
 
 def copy_weights(source, target):
-    """Layer by layer: a keras_embed layer's `get_weights` leaves out its
-    counter, so it lines up with the built-in layer's; the models' own
-    `get_weights` lists each keras_embed counter too."""
-    for a, b in zip(source.layers, target.layers, strict=True):
-        b.set_weights(a.get_weights())
+    """Whole-model `set_weights`, as between two Keras models: the two
+    layers hold the same weights in the same order."""
+    target.set_weights(source.get_weights())

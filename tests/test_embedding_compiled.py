@@ -230,10 +230,16 @@ class CompiledModelTest(parameterized.TestCase):
         predicted = model.predict(ids, verbose=0)
         np.testing.assert_array_equal(predicted, _numpy_reference(ids))
         # Against targets of ones, an all-zero vector costs exactly 1.
-        loss = model.evaluate(
-            BAD_ONLY_IDS, np.ones(BAD_ONLY_IDS.shape + (DIM,)), verbose=0
+        logs = model.evaluate(
+            BAD_ONLY_IDS,
+            np.ones(BAD_ONLY_IDS.shape + (DIM,)),
+            verbose=0,
+            return_dict=True,
         )
-        self.assertEqual(loss, 1.0)
+        self.assertEqual(logs["loss"], 1.0)
+        self.assertEqual(
+            logs[f"{model.layers[0].name}/invalid_ids"], BAD_ONLY_IDS.size
+        )
 
     def test_fit_sends_no_gradient_from_bad_ids(self):
         # Runs on torch too: there jit_compile=True means torch.compile.

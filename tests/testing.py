@@ -29,6 +29,7 @@ def run_layer_test(
     input_data,
     expected_output_shape,
     expected_num_trainable_weights=1,
+    expected_num_non_trainable_weights=0,
     expected_num_losses=0,
     supports_masking=False,
 ):
@@ -49,8 +50,12 @@ def run_layer_test(
 
     layer.build(input_data.shape)
     assert len(layer.trainable_weights) == expected_num_trainable_weights
-    # The one non-trainable weight is the invalid-id counter, never saved.
-    assert [w.name for w in layer.non_trainable_weights] == ["invalid_id_count"]
+    assert len(layer.non_trainable_weights) == (
+        expected_num_non_trainable_weights
+    )
+    # Invalid ids are counted by a metric, which is no weight or variable.
+    assert [type(m).__name__ for m in layer.metrics] == ["InvalidIdCount"]
+    assert len(layer.variables) == len(layer.weights)
 
     symbolic_in = keras.Input(
         batch_shape=input_data.shape, dtype=str(input_data.dtype)
@@ -141,3 +146,30 @@ def rounded_to(values, dtype):
         return bits.astype("uint32").view("float32")
     assert dtype == "float32", dtype
     return values
+
+
+class _MaskProbe(keras.layers.Layer):
+    """Records the mask Keras hands it, as any downstream layer gets it."""
+
+    def __init__(self):
+        super().__init__()
+        self.supports_masking = True
+        self.mask = None
+
+    def call(self, inputs, mask=None):
+        self.mask = mask
+        return inputs
+
+    def compute_output_spec(self, inputs, mask=None):
+        # Symbolic calls: the mask as a KerasTensor, not a backend tracer.
+        self.mask = mask
+        return keras.KerasTensor(inputs.shape, dtype=inputs.dtype)
+
+
+def mask_seen_downstream(outputs):
+    """The mask a layer after `outputs` receives (None when there is none),
+    through Keras's public mask passing rather than the private
+    `_keras_mask` attribute. Works on eager and symbolic outputs."""
+    probe = _MaskProbe()
+    probe(outputs)
+    return probe.mask
