@@ -71,7 +71,7 @@ def test_lora_embeddings_property_is_merged():
     layer.build()
     layer.lora_embeddings_b.assign(np.ones((2, 4)))
     a = keras.ops.convert_to_numpy(layer.lora_embeddings_a)
-    base = keras.ops.convert_to_numpy(layer.table.base.dense())
+    base = keras.ops.convert_to_numpy(layer.storage.base.float_table())
     np.testing.assert_allclose(
         keras.ops.convert_to_numpy(layer.embeddings),
         base + 2 * a @ np.ones((2, 4)),

@@ -164,7 +164,7 @@ def test_duplicate_ids_are_summed_like_the_dense_gradient():
         table -= 0.3 * grads / np.sqrt(accumulator + 1e-7)
     np.testing.assert_allclose(to_numpy(layer.embeddings), table, atol=1e-5)
     np.testing.assert_allclose(
-        to_numpy(layer.table.slots["accumulator"]), accumulator, atol=1e-5
+        to_numpy(layer.storage.slots["accumulator"]), accumulator, atol=1e-5
     )
     if backend() != "tensorflow":
         # On JAX and PyTorch keras.layers.Embedding sums duplicates too.
@@ -196,7 +196,7 @@ def test_lazy_adam_matches_numpy_reference():
         v[rows] += (grads[rows] ** 2 - v[rows]) * 0.1
         alpha = 0.05 * np.sqrt(1 - 0.9**step) / (1 - 0.8**step)
         table[rows] -= alpha * m[rows] / (np.sqrt(v[rows]) + 1e-7)
-    slots = layer.table.slots
+    slots = layer.storage.slots
     np.testing.assert_allclose(to_numpy(layer.embeddings), table, atol=1e-5)
     np.testing.assert_allclose(to_numpy(slots["momentum"]), m, atol=1e-6)
     np.testing.assert_allclose(to_numpy(slots["velocity"]), v, atol=1e-6)
@@ -204,7 +204,7 @@ def test_lazy_adam_matches_numpy_reference():
     np.testing.assert_array_equal(
         to_numpy(layer.embeddings)[untouched], _table()[untouched]
     )
-    assert int(to_numpy(layer.table.iterations)) == len(ids)
+    assert int(to_numpy(layer.storage.iterations)) == len(ids)
 
 
 def test_lazy_adam_equals_adam_when_every_row_is_touched():
@@ -257,7 +257,7 @@ def test_update_is_deferred_to_the_next_call_and_flush():
     layer.flush()
     model.evaluate(probe, np.zeros((BATCH, LENGTH, DIM)), verbose=0)
     np.testing.assert_allclose(to_numpy(layer.embeddings), expected, atol=1e-7)
-    assert int(to_numpy(layer.table.iterations)) == 1
+    assert int(to_numpy(layer.storage.iterations)) == 1
 
 
 def test_flush_applies_the_pending_update_eagerly():
@@ -346,13 +346,13 @@ def test_state_is_saved_and_restored():
     assert revived.get_config() == layer.get_config()
     # Saving flushed the pending update, and the file holds the moments.
     for name in ("momentum", "velocity"):
-        saved = to_numpy(revived.table.slots[name])
+        saved = to_numpy(revived.storage.slots[name])
         assert np.any(saved != 0)
-        np.testing.assert_array_equal(saved, to_numpy(layer.table.slots[name]))
+        np.testing.assert_array_equal(saved, to_numpy(layer.storage.slots[name]))
     np.testing.assert_array_equal(
         to_numpy(revived.embeddings), to_numpy(layer.embeddings)
     )
-    assert int(to_numpy(revived.table.iterations)) == 3
+    assert int(to_numpy(revived.storage.iterations)) == 3
     # Training on from the file gives what training on in memory gives.
     for trained in (model, reloaded):
         trained.compile("sgd", _linear_loss)

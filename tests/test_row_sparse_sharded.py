@@ -83,14 +83,14 @@ def _fit(model, epochs=3):
 def _state(model):
     layer = model.get_layer("emb")
     variables = {"embeddings": layer.embeddings}
-    variables.update(layer.table.slots)
+    variables.update(layer.storage.slots)
     return {k: keras.ops.convert_to_numpy(v) for k, v in variables.items()}
 
 
 def _assert_sharded_like_the_table(model, layout_name):
     layer = model.get_layer("emb")
     expected = LAYOUTS[layout_name][-1]
-    for variable in [layer.embeddings, *layer.table.slots.values()]:
+    for variable in [layer.embeddings, *layer.storage.slots.values()]:
         shapes = {shape for _, _, shape in _shards(variable)}
         assert shapes == {expected}, variable.path
 
@@ -98,7 +98,7 @@ def _assert_sharded_like_the_table(model, layout_name):
 @pytest.mark.parametrize("layout_name", LAYOUTS)
 def test_slots_are_sharded_like_the_table(layout_name):
     model = _sharded_copy(_model(), _distribution(layout_name))
-    slots = model.get_layer("emb").table.slots
+    slots = model.get_layer("emb").storage.slots
     assert sorted(v.path for v in slots.values()) == [
         "emb/momentum",
         "emb/velocity",
