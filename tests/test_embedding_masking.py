@@ -12,6 +12,7 @@ import numpy as np
 from absl.testing import parameterized
 
 from keras_embed import Embedding
+from tests.testing import mask_seen_downstream
 from tests.testing import to_numpy
 
 VOCAB = 10
@@ -194,7 +195,7 @@ class ComputeMaskTest(parameterized.TestCase):
         self.assertFalse(layer.supports_masking)
         self.assertIsNone(layer.compute_mask(np.array([[0, 1, 0]])))
         ids = keras.Input(shape=(3,), dtype="int32")
-        self.assertIsNone(getattr(layer(ids), "_keras_mask", None))
+        self.assertIsNone(mask_seen_downstream(layer(ids)))
 
     def test_mask_zero_true_supports_masking(self):
         self.assertTrue(Embedding(VOCAB, DIM, mask_zero=True).supports_masking)
@@ -202,7 +203,7 @@ class ComputeMaskTest(parameterized.TestCase):
     def test_symbolic_mask_is_bool_with_the_ids_shape(self):
         ids = keras.Input(shape=(5,), dtype="int32")
         outputs = Embedding(VOCAB, DIM, mask_zero=True)(ids)
-        mask = outputs._keras_mask
+        mask = mask_seen_downstream(outputs)
         self.assertEqual(keras.backend.standardize_dtype(mask.dtype), "bool")
         self.assertEqual(tuple(mask.shape), (None, 5))
 
@@ -253,7 +254,7 @@ class MaskPropagationTest(parameterized.TestCase):
     def test_sequence_outputs_carry_the_mask(self):
         model = _build_model("functional", ["lstm_sequences", "attention"])
         for output in model.outputs:
-            mask = output._keras_mask
+            mask = mask_seen_downstream(output)
             self.assertEqual(
                 keras.backend.standardize_dtype(mask.dtype), "bool"
             )

@@ -95,6 +95,13 @@ def test_reverse_dtype_under_mixed_precision(reverse_dtype, expected):
     )
 
 
+def _keras_tied_model_io():
+    ids = keras.Input((3,), dtype="int32")
+    embedding = keras.layers.ReversibleEmbedding(7, 4, mask_zero=True)
+    hidden = keras.layers.Dense(4)(embedding(ids))
+    return ids, embedding(hidden, reverse=True)
+
+
 def tied_model(**kwargs):
     ids = keras.Input((3,), dtype="int32")
     embedding = ReversibleEmbedding(7, 4, mask_zero=True, **kwargs)
@@ -102,12 +109,16 @@ def tied_model(**kwargs):
     return keras.Model(ids, embedding(hidden, reverse=True))
 
 
-def test_tied_model_trains_saves_and_keeps_the_mask():
+def test_tied_model_trains_saves_and_masks_as_keras():
     model = tied_model(logit_soft_cap=5.0, reverse_dtype="float32")
     assert model.output_shape == (None, 3, 7)
-    # With mask_zero, the logits carry the mask of the padded positions, so
-    # Keras losses skip them.
-    assert getattr(model.outputs[0], "_keras_mask", None) is not None
+    # As keras.layers.ReversibleEmbedding: the ids' mask reaches the Dense
+    # layer, the logits carry none (so the loss counts every position).
+    hidden = model.layers[2].input
+    assert testing.mask_seen_downstream(hidden) is not None
+    assert testing.mask_seen_downstream(model.outputs[0]) is None
+    keras_model = keras.Model(*_keras_tied_model_io())
+    assert testing.mask_seen_downstream(keras_model.outputs[0]) is None
     model.compile(
         "adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     )
@@ -171,8 +182,9 @@ def test_reverse_config_round_trip():
     "kwargs", [{"tie_weights": False}, {"reverse_dtype": "float32"}]
 )
 def test_plain_embedding_no_longer_takes_reverse_arguments(kwargs):
-    # 0.2.0 moved the projection to ReversibleEmbedding, as in Keras 3.
-    with pytest.raises(ValueError, match="Unrecognized keyword arguments"):
+    # 0.2.0 moved the projection to ReversibleEmbedding, as in Keras 3; the
+    # error says where it went rather than Keras's "Unrecognized keyword".
+    with pytest.raises(TypeError, match=r"moved to keras_embed\.Reversible"):
         Embedding(7, 4, **kwargs)
     with pytest.raises(TypeError, match="reverse"):
         Embedding(7, 4)(HIDDEN, reverse=True)
