@@ -202,3 +202,27 @@ def test_bad_arguments_raise():
         EmbeddingBag(8, 4, "max")(IDS, id_weights=WEIGHTS)
     with pytest.raises(ValueError, match="bag_size"):
         EmbeddingBag(8, 4)(np.array([1, 2]))
+
+
+@pytest.mark.parametrize("as_tensor", [False, True], ids=["numpy", "tensor"])
+def test_an_eager_batch_is_validated_once(monkeypatch, as_tensor):
+    from keras_embed import _ids
+
+    calls = []
+    for name in ("raise_for_invalid_ids", "valid_id_mask", "check_ids"):
+        original = getattr(_ids, name)
+
+        def counted(*args, _original=original, _name=name, **kwargs):
+            calls.append(_name)
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(_ids, name, counted)
+    bag = EmbeddingBag(10, 4, padding_id=0, mask_zero=True)
+    ids = np.array([[1, 2, 0], [3, 0, 0]], "int32")
+    bag(keras.ops.convert_to_tensor(ids) if as_tensor else ids)
+    # NumPy ids: checked on the host before Keras converts them, and only
+    # there; tensors: checked once by the inner layer.
+    expected = ["check_ids", "raise_for_invalid_ids"] if as_tensor else [
+        "raise_for_invalid_ids"
+    ]
+    assert calls == expected

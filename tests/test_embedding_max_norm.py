@@ -128,3 +128,32 @@ def test_max_norm_config_round_trip():
     config = layer.get_config()
     assert (config["max_norm"], config["norm_type"]) == (2.0, 3.0)
     assert Embedding.from_config(config).get_config() == config
+
+
+def _rows_at_norms(norms, p, dim=4):
+    """Rows whose p-norms are exactly `norms` (up to float32 rounding)."""
+    rng = np.random.default_rng(1)
+    rows = np.abs(rng.normal(size=(len(norms), dim))) + 0.1
+    rows /= (np.sum(rows**p, axis=1, keepdims=True) ** (1 / p))[:, :]
+    return (rows * np.asarray(norms)[:, None]).astype("float32")
+
+
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled"])
+@pytest.mark.parametrize("p", [1.0, 2.0, 3.0])
+@pytest.mark.parametrize("max_norm", [0.5, 2.0])
+def test_max_norm_clips_just_above_and_keeps_just_below(max_norm, p, compiled):
+    # Every other test uses max_norm=1.0, where max_norm**p == max_norm.
+    norms = [max_norm * 1.01, max_norm * 0.99, max_norm * 1.5, max_norm * 0.5]
+    rows = _rows_at_norms(norms, p)
+    layer = Embedding(4, 4, weights=rows, max_norm=max_norm, norm_type=p)
+    ids = np.array([[0, 1, 2, 3]], "int32")
+    if compiled:
+        model = keras.Sequential([keras.Input((4,), dtype="int32"), layer])
+        model.compile(jit_compile=True)
+        out = model.predict(ids, verbose=0)[0]
+    else:
+        out = testing.to_numpy(layer(ids))[0]
+    out_norms = np.sum(np.abs(out) ** p, axis=-1) ** (1 / p)
+    np.testing.assert_allclose(out_norms[[0, 2]], max_norm, rtol=1e-5)
+    np.testing.assert_array_equal(out[[1, 3]], rows[[1, 3]])
+    np.testing.assert_allclose(out, reference_clip(rows, max_norm, p), rtol=1e-5)

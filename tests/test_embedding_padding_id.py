@@ -172,3 +172,17 @@ def test_user_constraint_still_acts_with_padding_id():
     assert np.all(stored >= 0), "NonNeg was dropped with padding_id"
     np.testing.assert_array_equal(stored[[1, 3, 4, 5]], 0.0)
     np.testing.assert_array_equal(stored[2], np.zeros(3))
+
+
+def test_traced_lookup_zeroes_the_padding_row_even_if_assigned():
+    # In traced code the valid-id mask exists, and the padding positions
+    # must be taken out of it too (not only in eager calls).
+    layer = Embedding(6, 3, padding_id=2)
+    layer.build()
+    layer.embeddings.assign(np.ones((6, 3), "float32"))
+    model = keras.Sequential([keras.Input((4,), dtype="int32"), layer])
+    model.compile(jit_compile=True)
+    np.testing.assert_array_equal(
+        model.predict(IDS, verbose=0),
+        reference_lookup(np.ones((6, 3)), IDS, 2),
+    )
