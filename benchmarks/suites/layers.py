@@ -37,8 +37,8 @@ def embedding(impl, weights, **kwargs):
 
 
 class Unchecked(keras.layers.Layer):
-    """keras_embed's table lookup without the id checks, through its public
-    extension point `layer.table`: the same layer-call overhead, so
+    """keras_embed's rows read without the id checks, through its public
+    storage `layer.storage`: the same layer-call overhead, so
     `keras_embed / keras_embed_unchecked` is what the checks cost."""
 
     def __init__(self, embedding, **kwargs):
@@ -47,8 +47,20 @@ class Unchecked(keras.layers.Layer):
         self.built = True
 
     def call(self, ids):
-        rows = self.embedding.table.lookup(ids)
+        rows = self.embedding.storage.rows(ops.cast(ids, "int32"))
         return ops.cast(rows, self.embedding.compute_dtype)
+
+
+def uncounted(layer):
+    """`layer` (a built keras_embed layer) with its invalid-id count update
+    turned off, through the metric's public `update_state`; its unused
+    count reduction is then dropped by every backend's compiler."""
+    layer.invalid_id_metric.update_state = _ignore
+    return layer
+
+
+def _ignore(count):
+    del count
 
 
 def bare_take(weights, ids):
