@@ -65,6 +65,7 @@ def read_vectors(
             binary = header.count is not None and not _looks_like_text(
                 source.peek_line(), header.dim, encoding
             )
+        reader: _Reader
         if binary:
             reader = _BinaryReader(source, header, rows, num_rows, encoding)
         else:
@@ -98,7 +99,7 @@ class _Source:
 
     def __enter__(self):
         self.raw: IO[bytes] = open(self.path, "rb")
-        self.stream: IO[bytes] = self.raw
+        self.stream: IO[bytes] | gzip.GzipFile = self.raw
         if self.path.endswith(".gz"):
             self.stream = gzip.GzipFile(fileobj=self.raw, mode="rb")
         if self.verbose:
@@ -237,6 +238,8 @@ def _looks_like_text(line, dim, encoding):
 
 
 class _Reader:
+    file_format = ""
+
     def __init__(self, source, header, rows, num_rows, encoding):
         self.source = source
         self.path = source.path
@@ -249,6 +252,9 @@ class _Reader:
         self.matrix = np.zeros((num_rows, header.dim), dtype="float32")
         self.found = np.zeros(num_rows, dtype=bool)
 
+    def read(self) -> None:
+        raise NotImplementedError
+
     def _check_count(self, vectors):
         count = self.header.count
         if count is not None and count != vectors:
@@ -260,8 +266,6 @@ class _Reader:
 
 
 class _TextReader(_Reader):
-    file_format = "text"
-
     def read(self):
         self.file_format = "glove" if self.header.count is None else "word2vec"
         number = self.header.lines
@@ -385,10 +389,10 @@ class _BinaryReader(_Reader):
         source, size = self.source, 4 * self.dim
         rows_get = self.rows.get
         seen = bytearray(len(self.found))
-        written = memoryview(self.matrix).cast("B")
+        written = memoryview(self.matrix.data).cast("B")
         # The vectors written since the last finiteness check, and where
         # each came from, to name a bad one.
-        block = []
+        block: list[tuple[int, int, int]] = []
         for record in range(1, self.header.count + 1):
             buffer, pos = source.buffer, source.pos
             space = buffer.find(b" ", pos, pos + MAX_WORD_BYTES)
