@@ -21,7 +21,7 @@ from typing import IO
 import keras
 import numpy as np
 
-BLOCK_BYTES = 8 * 2**20
+BLOCK_BYTES = 2 * 2**20
 # "auto" shows a progress bar from this file size on (smaller files load in
 # about a second).
 PROGRESS_MIN_BYTES = 64 * 2**20
@@ -387,32 +387,36 @@ class _BinaryReader(_Reader):
 
     def read(self):
         source, size = self.source, 4 * self.dim
-        rows_get = self.rows.get
+        rows_get, encoding = self.rows.get, self.encoding
         seen = bytearray(len(self.found))
         written = memoryview(self.matrix.data).cast("B")
         # The vectors written since the last finiteness check, and where
         # each came from, to name a bad one.
         block: list[tuple[int, int, int]] = []
+        buffer, pos = source.buffer, source.pos
         for record in range(1, self.header.count + 1):
-            buffer, pos = source.buffer, source.pos
             space = buffer.find(b" ", pos, pos + MAX_WORD_BYTES)
             if space == -1 or len(buffer) - space <= size:
                 self._check_finite(block)
+                source.pos = pos
                 space = self._refill(record, size)
                 buffer, pos = source.buffer, source.pos
             word_bytes = buffer[pos:space].lstrip(b"\n")
             try:
-                word = word_bytes.decode(self.encoding)
+                word = word_bytes.decode(encoding)
             except UnicodeDecodeError as error:
+                source.pos = pos
                 self._bad_word(word_bytes, record, error)
             row = rows_get(word)
             if row is not None and not seen[row]:
                 seen[row] = 1
+                start = space + 1
                 written[row * size : (row + 1) * size] = memoryview(buffer)[
-                    space + 1 : space + 1 + size
+                    start : start + size
                 ]
                 block.append((row, record, source.offset + pos))
-            source.pos = space + 1 + size
+            pos = space + 1 + size
+        source.pos = pos
         self._check_finite(block)
         self._check_end()
         self.found[:] = np.frombuffer(bytes(seen), dtype=bool)

@@ -179,15 +179,16 @@ def load_word_vectors(
         _draw_missing(matrix, filled, std, seed)
     if padding_id is not None:
         matrix[padding_id] = 0.0
+    special = (padding_token, oov_token)
     counted = [
-        (w, bool(found[rows[w]]))
-        for w in words
-        if w not in (padding_token, oov_token)
+        (w, hit)
+        for w, hit in zip(words, found.tolist(), strict=True)
+        if w not in special
     ]
     return PretrainedVectors(
         matrix=matrix,
         vocabulary=tuple(words),
-        found=sum(1 for _, hit in counted if hit),
+        found=sum(hit for _, hit in counted),
         missing=tuple(w for w, hit in counted if not hit),
         padding_id=padding_id,
         file_format=read.file_format,
@@ -197,6 +198,8 @@ def load_word_vectors(
 def _vocabulary_list(vocabulary):
     if hasattr(vocabulary, "get_vocabulary"):
         vocabulary = vocabulary.get_vocabulary()
+    if isinstance(vocabulary, list) and all(type(w) is str for w in vocabulary):
+        return list(vocabulary)
     if isinstance(vocabulary, (str, bytes)) or not hasattr(
         vocabulary, "__iter__"
     ):
@@ -224,6 +227,8 @@ def _copy_repeated_words(words, rows, matrix, in_file):
     """A word listed twice gets its vector in every row it has; returns
     the rows that hold a vector from the file."""
     found = in_file.copy()
+    if len(rows) == len(words):
+        return found
     for row, word in enumerate(words):
         first = rows[word]
         if first != row and in_file[first]:
