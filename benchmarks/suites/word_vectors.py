@@ -84,13 +84,16 @@ def _measure(path, file_format, sizes, impls, grid, log):
         "benchmarks.suites.word_vectors:peak", specs, inline=grid == "tiny"
     )
     log(f"word_vectors {case}: {repeats} interleaved repeats")
-    loaders = {spec["impl"]: _loader(spec) for spec in specs}
+    # The vocabulary is the caller's, made before the clock starts; gensim
+    # builds its own inside the load.
+    words = vocabulary(count)
+    loaders = {spec["impl"]: _loader(spec, words) for spec in specs}
     seconds = {impl: [] for impl in impls}
-    matrices = {}
+    loaded = {}
     for _ in range(repeats):
         for impl, load in loaders.items():
             start = time.perf_counter()
-            matrices[impl] = load()
+            loaded[impl] = load()
             seconds[impl].append(time.perf_counter() - start)
     params = {
         "format": file_format,
@@ -103,8 +106,10 @@ def _measure(path, file_format, sizes, impls, grid, log):
         impl = spec["impl"]
         measured = {"rss_mb": peak["rss_mb"]}
         if impl == "gensim":
-            diff = np.abs(matrices[impl] - matrices["keras_embed"]).max()
-            measured["max_abs_diff"] = float(diff)
+            vectors = loaded[impl]
+            order = [vectors.key_to_index[w] for w in words]
+            diff = np.abs(vectors.vectors[order] - loaded["keras_embed"])
+            measured["max_abs_diff"] = float(diff.max())
         found.append(
             records.record(
                 "word_vectors",
@@ -123,42 +128,43 @@ def _measure(path, file_format, sizes, impls, grid, log):
 
 
 def peak(spec):
-    """One load in the current process: its peak RSS and memory bound."""
+    """One load in the current process: its peak RSS (the vocabulary
+    included) and the memory bound, the final matrix plus the words."""
     start = memory.peak_rss_mb()
-    matrix, words = _loader(spec, with_words=True)()
-    vocabulary = sys.getsizeof(words) + sum(sys.getsizeof(w) for w in words)
+    if spec["impl"] == "gensim":
+        vectors = _loader(spec, None)()
+        matrix, words = vectors.vectors, vectors.index_to_key
+    else:
+        words = vocabulary(spec["count"])
+        matrix = _loader(spec, words)()
+        words = words[: len(matrix)]
+    rss_mb = memory.peak_rss_mb() - start
+    vocabulary_bytes = sys.getsizeof(words) + sum(
+        sys.getsizeof(w) for w in words
+    )
     return {
         **spec,
-        "rss_mb": memory.peak_rss_mb() - start,
-        "target_mb": (matrix.nbytes + vocabulary) / 2**20,
+        "rss_mb": rss_mb,
+        "target_mb": (matrix.nbytes + vocabulary_bytes) / 2**20,
         "vocabulary": len(words),
     }
 
 
-def _loader(spec, with_words=False):
-    """A zero-argument load of the spec's file, returning the matrix in the
-    order of the full vocabulary (and the words, with_words)."""
-    path, count = spec["path"], spec["count"]
+def _loader(spec, words):
+    """A zero-argument load of the spec's file: gensim's KeyedVectors, or
+    keras_embed's matrix for `words` (the first SUBSET of them for
+    keras_embed_subset)."""
+    path = spec["path"]
     binary = spec["format"] == "binary"
     if spec["impl"] == "gensim":
-
-        def load():
-            vectors = KeyedVectors.load_word2vec_format(path, binary=binary)
-            words = vectors.index_to_key
-            if with_words:
-                return vectors.vectors, words
-            order = [vectors.key_to_index[w] for w in vocabulary(count)]
-            return vectors.vectors[order]
-
-        return load
-    size = SUBSET if spec["impl"] == "keras_embed_subset" else count
+        return lambda: KeyedVectors.load_word2vec_format(path, binary=binary)
+    if spec["impl"] == "keras_embed_subset":
+        words = words[:SUBSET]
 
     def load():
-        words = vocabulary(count)[:size]
-        vectors = keras_embed.load_word_vectors(
+        return keras_embed.load_word_vectors(
             path, words, binary=binary, padding_token=None, verbose=0
-        )
-        return (vectors.matrix, words) if with_words else vectors.matrix
+        ).matrix
 
     return load
 
