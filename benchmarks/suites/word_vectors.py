@@ -96,7 +96,7 @@ def _measure(path, file_format, sizes, impls, grid, log):
             loaded[impl] = load()
             seconds[impl].append(time.perf_counter() - start)
     params = {
-        "format": file_format,
+        "mode": file_format,
         "words": count,
         "dim": dim,
         "file_mb": round(os.path.getsize(path) / 2**20, 1),
