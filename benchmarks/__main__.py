@@ -8,6 +8,9 @@ import time
 from benchmarks import suites
 
 RESULTS_DIR = os.path.join(os.path.dirname(__file__), "results")
+HEADLINE = os.path.join(
+    os.path.dirname(os.path.dirname(__file__)), "docs", "img", "headline.png"
+)
 
 
 def main(argv=None):
@@ -45,9 +48,17 @@ def _parser():
     )
     run.set_defaults(command=_run)
     report = commands.add_parser(
-        "report", help="write REPORT.md from the results JSON files"
+        "report",
+        help="write REPORT.md and its chart (speed_ratios.png) from the "
+        "results JSON files, and the README's picture (needs matplotlib)",
     )
     report.add_argument("--results-dir", default=RESULTS_DIR)
+    report.add_argument(
+        "--headline",
+        help="where the README's picture goes (default: docs/img/"
+        "headline.png for the default --results-dir, else headline.png "
+        "in --results-dir)",
+    )
     report.set_defaults(command=_report)
     return parser
 
@@ -102,6 +113,7 @@ def _run(args):
 
 
 def _report(args):
+    from benchmarks.harness import plots
     from benchmarks.harness import records
     from benchmarks.harness import report
 
@@ -109,10 +121,20 @@ def _report(args):
     if not docs:
         _log(f"no results JSON in {args.results_dir}")
         return 1
+    headline = args.headline
+    if headline is None:
+        default = os.path.abspath(args.results_dir) == os.path.abspath(
+            RESULTS_DIR
+        )
+        headline = HEADLINE if default else None
+        headline = headline or os.path.join(args.results_dir, "headline.png")
+    pictures = plots.write(docs, args.results_dir, headline, _log)
+    chart = os.path.join(args.results_dir, "speed_ratios.png")
     path = os.path.join(args.results_dir, "REPORT.md")
     with open(path, "w") as file:
-        file.write(report.render(docs))
-    _log(f"wrote {path}")
+        file.write(report.render(docs, chart=chart in pictures))
+    for written in [*pictures, path]:
+        _log(f"wrote {written}")
     return 0
 
 

@@ -1,11 +1,12 @@
 """Argument checks shared by every module: each rule is written once."""
 
 import math
+from typing import Any
 
 import numpy as np
 
 
-def positive_int(value, name, fix=None):
+def positive_int(value: Any, name: str, fix: str | None = None) -> int:
     """Returns `value` as an int, or raises ValueError saying why not."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(
         value, (int, np.integer)
@@ -23,7 +24,9 @@ def positive_int(value, name, fix=None):
     return int(value)
 
 
-def positive_number(value, name, fix, minimum=None):
+def positive_number(
+    value: Any, name: str, fix: str, minimum: float | None = None
+) -> float:
     """Returns `value` as a finite float > 0 (or >= `minimum`).
 
     `fix` ends the error message: what to pass instead.
@@ -48,12 +51,12 @@ def positive_number(value, name, fix, minimum=None):
     return float(value)
 
 
-def index_dtype(input_dim):
+def index_dtype(input_dim: int) -> str:
     """The integer dtype that addresses every row of an `input_dim` table."""
     return "int32" if input_dim <= np.iinfo(np.int32).max else "int64"
 
 
-def is_ragged(value):
+def is_ragged(value: Any) -> bool:
     """Whether `value` is a TensorFlow RaggedTensor (duck-typed: the package
     never imports TensorFlow)."""
     return hasattr(value, "flat_values") and hasattr(value, "with_flat_values")

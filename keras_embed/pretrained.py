@@ -1,16 +1,24 @@
-"""Reads word2vec/GloVe text files into a matrix for a given vocabulary.
+"""Reads word2vec/GloVe files into a matrix for a given vocabulary.
 
-The file is streamed line by line; only the vectors of vocabulary words
-are kept, so memory is `len(vocabulary) * dim` whatever the file's size.
+The file is streamed in blocks; only the vectors of vocabulary words are
+kept, so memory is `len(vocabulary) * dim` whatever the file's size. The
+readers are in `_word_vector_files.py`.
 """
 
 import dataclasses
-import gzip
+import os
+from collections.abc import Iterable
+from typing import Literal
 
 import numpy as np
 from keras import ops
 
+from keras_embed import _word_vector_files
+
 MISSING_RULES = ("normal", "zeros")
+# Rows per step when the missing rule reads or writes the whole matrix, so
+# its temporaries stay small beside the matrix.
+_ROWS_PER_STEP = 8192
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
@@ -27,24 +35,24 @@ class PretrainedVectors:
             none, in vocabulary order; their rows follow the missing rule.
         padding_id: Row of the padding token, or None if the vocabulary has
             none: pass it on as `Embedding(padding_id=...)`.
-        file_format: "word2vec" (the file had a "count dim" header) or
-            "glove".
+        file_format: "glove" (text, no header), "word2vec" (text after a
+            "count dim" header) or "word2vec_binary".
     """
 
     matrix: np.ndarray
-    vocabulary: tuple
+    vocabulary: tuple[str, ...]
     found: int
-    missing: tuple
+    missing: tuple[str, ...]
     padding_id: int | None
     file_format: str
 
     @property
-    def coverage(self):
+    def coverage(self) -> float:
         """Fraction of the (non-special) vocabulary found in the file."""
         total = self.found + len(self.missing)
         return self.found / total if total else 1.0
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (
             f"PretrainedVectors(shape={self.matrix.shape}, found={self.found}"
             f", missing={len(self.missing)}, coverage={self.coverage:.1%}, "
@@ -53,24 +61,31 @@ class PretrainedVectors:
 
 
 def load_word_vectors(
-    path,
-    vocabulary,
+    path: str | os.PathLike,
+    vocabulary: Iterable[str | bytes] | object,
     *,
-    dim=None,
-    missing="normal",
-    seed=0,
-    padding_token="",
-    oov_token="[UNK]",
-    encoding="utf-8",
-):
-    """Builds an embedding matrix for `vocabulary` from a text vector file.
+    dim: int | None = None,
+    missing: Literal["normal", "zeros"] = "normal",
+    seed: int = 0,
+    padding_token: str | None = "",
+    oov_token: str | None = "[UNK]",
+    encoding: str = "utf-8",
+    binary: bool | None = None,
+    verbose: Literal["auto", 0, 1, 2] = "auto",
+) -> PretrainedVectors:
+    """Builds an embedding matrix for `vocabulary` from a word-vector file.
 
-    Reads GloVe files (`word v1 ... vd` per line) and word2vec/fastText
-    text files (the same after a first line `count dim`), plain or gzipped
-    (`.gz`). Fields are separated by single spaces; a word may itself
-    contain spaces (as a few do in glove.840B), the last `dim` fields being
-    the vector. When a word appears twice, its first vector is used. Only
-    the lines of vocabulary words have their numbers parsed.
+    Reads GloVe files (`word v1 ... vd` per line), word2vec/fastText text
+    files (the same after a first line `count dim`) and word2vec binary
+    files (`count dim` line, then per word its bytes, a space and `dim`
+    little-endian float32 values), plain or gzipped (`.gz`). A file with a
+    `count dim` header is binary when the line after the header is not a
+    word followed by `dim` numbers (`binary=None`); pass `binary=True` or
+    `False` to skip that check. In text files fields are separated by
+    single spaces; a word may itself contain spaces (as a few do in
+    glove.840B), the last `dim` fields being the vector. When a word appears
+    twice, its first vector is used. Only the vectors of vocabulary words
+    are parsed, and they are written straight into the matrix.
 
     Rows are filled as follows:
     - the padding token (`padding_token`, "" as Keras lookups use; None to
@@ -78,8 +93,10 @@ def load_word_vectors(
     - a word found in the file gets its vector;
     - every other row, the OOV token included unless the file has it, is
       drawn from a normal distribution with mean 0 and the standard
-      deviation of all the found values (`missing="normal"`, seeded by
-      `seed`, so reproducible), or is zeros (`missing="zeros"`).
+      deviation of all the found values (`missing="normal"`): those rows,
+      in vocabulary order, take consecutive draws of
+      `np.random.default_rng(seed).normal(0, std, (rows, dim))`, so they
+      are reproducible; or they are zeros (`missing="zeros"`).
     The padding and OOV tokens are not counted in `found`/`missing`.
 
     Args:
@@ -94,17 +111,23 @@ def load_word_vectors(
         seed: Seed of the "normal" rule.
         padding_token: Vocabulary entry that is padding, or None.
         oov_token: Vocabulary entry for out-of-vocabulary ids, or None.
-        encoding: Text encoding of the file.
+        encoding: Encoding of the words (and of text files); an
+            ASCII-compatible one such as "utf-8" or "latin-1".
+        binary: None to detect word2vec binary files, True or False to say.
+        verbose: As in Keras: 0 is silent, 1 shows a progress bar over the
+            file's bytes (`keras.utils.Progbar`), 2 prints one line when
+            done, "auto" is 1 for files of 64 MiB or more and 0 otherwise.
 
     Returns:
         A `PretrainedVectors`: `.matrix` for `Embedding.from_pretrained`,
         and the coverage (`.found`, `.missing`, `.coverage`).
 
     Raises:
-        ValueError: for a malformed line or a dimension mismatch (naming
-            the file, the line number, what was wrong and the fix), when no
-            vocabulary word is in the file under `missing="normal"`, or for
-            bad arguments.
+        ValueError: for a malformed line or vector, a truncated file or a
+            dimension mismatch (naming the file, the line number, or the
+            vector number and byte offset in binary files, what was wrong
+            and the fix), when no vocabulary word is in the file under
+            `missing="normal"`, or for bad arguments.
 
     Example:
 
@@ -119,34 +142,64 @@ def load_word_vectors(
             f"`missing` must be one of {MISSING_RULES}, but received "
             f"{missing!r}."
         )
+    if binary not in (None, True, False):
+        raise ValueError(
+            f"`binary` must be None, True or False, but received {binary!r}."
+        )
     words = _vocabulary_list(vocabulary)
-    rows = {}
+    rows: dict[str, int] = {}
     for row, word in enumerate(words):
         rows.setdefault(word, row)
-    reader = _VectorFileReader(path, dim, encoding)
-    vectors = {}
-    for word, fields, line_number in reader.lines():
-        if word in rows and word not in vectors:
-            vectors[word] = reader.parse(fields, line_number)
-    matrix = _fill_matrix(words, vectors, reader.dim, missing, seed)
-    padding_id = None
-    if padding_token in rows:
-        padding_id = rows[padding_token]
+    read = _word_vector_files.read_vectors(
+        path,
+        rows,
+        len(words),
+        dim=dim,
+        binary=binary,
+        encoding=encoding,
+        verbose=verbose,
+    )
+    matrix, in_file = read.matrix, read.found
+    if missing == "normal" and not in_file.any():
+        raise ValueError(
+            "No vocabulary word was found in the vector file, so the "
+            "'normal' rule has no scale to draw missing words with. "
+            "Check that the vocabulary matches the file's words (case, "
+            "tokenization), or pass missing='zeros'."
+        )
+    found = _copy_repeated_words(words, rows, matrix, in_file)
+    padding_id = rows.get(padding_token) if padding_token is not None else None
+    filled = found.copy()
+    if padding_id is not None:
+        filled[padding_id] = True
+    if missing == "normal" and not filled.all():
+        # The scale includes the file's vector for the padding token, if
+        # any, as it is read before that row is zeroed.
+        std = _found_std(matrix, in_file)
+        _draw_missing(matrix, filled, std, seed)
+    if padding_id is not None:
         matrix[padding_id] = 0.0
-    counted = [w for w in words if w not in (padding_token, oov_token)]
+    special = (padding_token, oov_token)
+    counted = [
+        (w, hit)
+        for w, hit in zip(words, found.tolist(), strict=True)
+        if w not in special
+    ]
     return PretrainedVectors(
         matrix=matrix,
         vocabulary=tuple(words),
-        found=sum(1 for w in counted if w in vectors),
-        missing=tuple(w for w in counted if w not in vectors),
+        found=sum(hit for _, hit in counted),
+        missing=tuple(w for w, hit in counted if not hit),
         padding_id=padding_id,
-        file_format=reader.file_format,
+        file_format=read.file_format,
     )
 
 
 def _vocabulary_list(vocabulary):
     if hasattr(vocabulary, "get_vocabulary"):
         vocabulary = vocabulary.get_vocabulary()
+    if isinstance(vocabulary, list) and all(type(w) is str for w in vocabulary):
+        return list(vocabulary)
     if isinstance(vocabulary, (str, bytes)) or not hasattr(
         vocabulary, "__iter__"
     ):
@@ -170,152 +223,48 @@ def _vocabulary_list(vocabulary):
     return [str(word) for word in words]
 
 
-def _fill_matrix(words, vectors, dim, missing, seed):
-    matrix = np.zeros((len(words), dim), dtype="float32")
-    if missing == "normal":
-        if not vectors:
-            raise ValueError(
-                "No vocabulary word was found in the vector file, so the "
-                "'normal' rule has no scale to draw missing words with. "
-                "Check that the vocabulary matches the file's words (case, "
-                "tokenization), or pass missing='zeros'."
-            )
-        std = float(np.std(np.stack(list(vectors.values()))))
-        draws = np.random.default_rng(seed).normal(0.0, std, matrix.shape)
-        matrix[:] = draws.astype("float32")
+def _copy_repeated_words(words, rows, matrix, in_file):
+    """A word listed twice gets its vector in every row it has; returns
+    the rows that hold a vector from the file."""
+    found = in_file.copy()
+    if len(rows) == len(words):
+        return found
     for row, word in enumerate(words):
-        if word in vectors:
-            matrix[row] = vectors[word]
-    return matrix
+        first = rows[word]
+        if first != row and in_file[first]:
+            matrix[row] = matrix[first]
+            found[row] = True
+    return found
 
 
-class _VectorFileReader:
-    """Streams (word, fields, line number) from a word2vec/GloVe text file
-    and checks every line's shape against the file's dimension."""
-
-    def __init__(self, path, dim, encoding):
-        self.path = str(path)
-        self.expected_dim = dim
-        self.encoding = encoding
-        self.dim = dim
-        self.file_format = None
-        self._dim_source = None
-
-    def _open(self):
-        # Binary lines, decoded one at a time, so a decoding error names
-        # its line exactly.
-        if self.path.endswith(".gz"):
-            return gzip.open(self.path, "rb")
-        return open(self.path, "rb")
-
-    def lines(self):
-        header_count = None
-        vector_lines = 0
-        with self._open() as file:
-            for line_number, line in enumerate(file, start=1):
-                fields = self._decode(line, line_number).split(" ")
-                if fields == [""]:
-                    continue
-                if self.file_format is None:
-                    header_count = self._first_line(fields, line_number)
-                    if header_count is not None:
-                        continue
-                vector_lines += 1
-                yield self._split(fields, line_number)
-        if self.file_format is None:
-            raise ValueError(f"{self.path} holds no vectors: it is empty.")
-        if header_count is not None and header_count != vector_lines:
-            raise ValueError(
-                f"{self.path}: the word2vec header announces {header_count} "
-                f"vectors, but the file holds {vector_lines}. The file is "
-                "probably truncated; download it again."
-            )
-
-    def _decode(self, line, line_number):
-        try:
-            return line.decode(self.encoding).rstrip("\r\n ")
-        except UnicodeDecodeError as error:
-            raise ValueError(
-                f"{self.path}, line {line_number}: the bytes are not valid "
-                f"{self.encoding} ({error.reason}). Pass the file's "
-                "encoding, e.g. encoding='latin-1'."
-            ) from None
-
-    def _first_line(self, fields, line_number):
-        """Reads the header if there is one; sets dim and file_format."""
-        if len(fields) == 2 and all(f.isdigit() for f in fields):
-            count, dim = int(fields[0]), int(fields[1])
-            self.file_format = "word2vec"
-            self._set_dim(dim, f"the header on line {line_number}")
-            return count
-        self.file_format = "glove"
-        if self.expected_dim is None:
-            self._set_dim(len(fields) - 1, f"line {line_number}")
-        else:
-            self._set_dim(self.expected_dim, f"dim={self.expected_dim}")
-        return None
-
-    def _set_dim(self, dim, source):
-        if self.expected_dim is not None and dim != self.expected_dim:
-            raise ValueError(
-                f"{self.path}: {source} gives vectors of size {dim}, but "
-                f"dim={self.expected_dim} was requested. Pass the file that "
-                f"matches, or dim={dim}."
-            )
-        if dim < 1:
-            raise ValueError(
-                f"{self.path}: {source} holds a word but no numbers. Lines "
-                "must read 'word v1 v2 ... vd' (GloVe), optionally after a "
-                "'count dim' header line (word2vec text format)."
-            )
-        self.dim = dim
-        self._dim_source = source
-
-    def _split(self, fields, line_number):
-        dim = self.dim
-        if len(fields) < dim + 1:
-            raise ValueError(
-                f"{self.path}, line {line_number}: expected a word and {dim} "
-                f"numbers (the vector size set by {self._dim_source}), but "
-                f"found {len(fields) - 1} value(s) after it. Fix or remove "
-                "the line; if the file mixes vector sizes it cannot be used "
-                "as is."
-            )
-        if len(fields) > dim + 1 and _is_number(fields[-dim - 1]):
-            raise ValueError(
-                f"{self.path}, line {line_number}: expected a word and {dim} "
-                f"numbers (the vector size set by {self._dim_source}), but "
-                f"found more numbers ({len(fields) - 1} fields after the "
-                "first). Fix or remove the line; if the file mixes vector "
-                "sizes it cannot be used as is."
-            )
-        return " ".join(fields[:-dim]), fields[-dim:], line_number
-
-    def parse(self, fields, line_number):
-        try:
-            vector = np.array([float(f) for f in fields], dtype="float32")
-        except ValueError:
-            bad = next(f for f in fields if not _is_number(f))
-            raise ValueError(
-                f"{self.path}, line {line_number}: {bad!r} is not a number. "
-                "Each line must read 'word v1 v2 ... vd' with decimal "
-                "numbers; fix or remove the line."
-            ) from None
-        if not np.all(np.isfinite(vector)):
-            raise ValueError(
-                f"{self.path}, line {line_number}: the vector holds NaN or "
-                "infinite values (or numbers too large for float32). Fix or "
-                "remove the line."
-            )
-        return vector
+def _found_std(matrix, found):
+    """np.std of the found rows' values, summed in float64 in steps of
+    rows, so that no copy of the matrix is made."""
+    total, count = 0.0, 0
+    for block in _found_blocks(matrix, found):
+        total += float(block.sum(dtype="float64"))
+        count += block.size
+    mean = total / count
+    squares = 0.0
+    for block in _found_blocks(matrix, found):
+        squares += float(np.square(block - mean, dtype="float64").sum())
+    return (squares / count) ** 0.5
 
 
-def _is_number(text):
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
+def _found_blocks(matrix, found):
+    for begin in range(0, len(matrix), _ROWS_PER_STEP):
+        rows = slice(begin, begin + _ROWS_PER_STEP)
+        yield matrix[rows][found[rows]]
+
+
+def _draw_missing(matrix, found, std, seed):
+    """Consecutive normal draws for the rows not found, in row order."""
+    rng = np.random.default_rng(seed)
+    empty = np.flatnonzero(~found)
+    for begin in range(0, len(empty), _ROWS_PER_STEP):
+        rows = empty[begin : begin + _ROWS_PER_STEP]
+        draws = rng.normal(0.0, std, (len(rows), matrix.shape[1]))
+        matrix[rows] = draws.astype("float32")
 
 
 def pretrained_matrix(matrix, kwargs):

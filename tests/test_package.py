@@ -254,3 +254,35 @@ def test_no_layer_detects_its_subclass():
             if isinstance(node, ast.Attribute) and node.attr == "signature":
                 found.append(f"{path.name}:{node.lineno}: inspect.signature")
     assert found == []
+
+
+# Makes the backend's package unimportable, as in an environment with the
+# wheel and Keras but no backend.
+_NO_BACKEND = """
+import importlib.abc, os, sys
+backend = os.environ["KERAS_BACKEND"]
+class Missing(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] == backend:
+            raise ModuleNotFoundError(f"No module named {backend!r}", name=name)
+sys.meta_path.insert(0, Missing())
+import {module}
+"""
+
+
+def test_without_a_backend_the_error_is_keras_own():
+    errors = {}
+    for module in ("keras", "keras_embed"):
+        result = subprocess.run(
+            [sys.executable, "-c", _NO_BACKEND.replace("{module}", module)],
+            env=os.environ,
+            capture_output=True,
+            text=True,
+        )
+        assert result.returncode == 1, result.stderr[-2000:]
+        errors[module] = result.stderr.strip().splitlines()[-1]
+    backend = keras.backend.backend()
+    assert (
+        errors["keras"] == f"ModuleNotFoundError: No module named '{backend}'"
+    )
+    assert errors["keras_embed"] == errors["keras"]

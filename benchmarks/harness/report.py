@@ -11,10 +11,13 @@ _NOTE = (
 )
 
 
-def render(docs):
+def render(docs, chart=False):
+    """The report; `chart`: speed_ratios.png is beside it, show it."""
     found = [{**r, "run": doc["file"]} for doc in docs for r in doc["records"]]
     parts = ["# keras_embed benchmarks", "", _NOTE, "", *_runs(docs)]
     parts += _summary(found)
+    if chart:
+        parts += [_CHART, ""]
     descriptions = {}
     for doc in docs:
         descriptions.update(doc.get("suites", {}))
@@ -22,6 +25,12 @@ def render(docs):
         picked = [r for r in found if r["suite"] == suite]
         parts += _suite(suite, descriptions.get(suite, ""), picked)
     return "\n".join(parts)
+
+
+_CHART = (
+    "![Speed ratios against each suite's baseline, newest results file per "
+    "suite and backend](speed_ratios.png)"
+)
 
 
 def _runs(docs):

@@ -1,11 +1,13 @@
 """Applying pending row updates from outside the layer."""
 
+from typing import Any
+
 import keras
 
 from keras_embed._walk import walk_layers
 
 
-def flush_model(model):
+def flush_model(model: Any) -> None:
     """Applies the pending row updates of every row-sparse table in `model`
     (walking nested models and layers)."""
     for layer in walk_layers(model):
@@ -21,5 +23,5 @@ class RowSparseFlush(keras.callbacks.Callback):
     (`layer.embeddings`, `model.get_weights()`) right after `fit`.
     """
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         flush_model(self.model)

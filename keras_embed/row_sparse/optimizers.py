@@ -5,6 +5,8 @@ state, and returns the new rows and state; `RowSparseTable` gathers and
 scatters them.
 """
 
+from typing import Any
+
 import keras
 import numpy as np
 from keras import ops
@@ -19,9 +21,12 @@ class RowOptimizer:
     initializer) and implement `update`, which sees only the touched rows.
     """
 
-    slots = {}
+    @property
+    def slots(self) -> dict[str, Any]:
+        """Slot name -> initializer of the per-row state (none here)."""
+        return {}
 
-    def __init__(self, learning_rate):
+    def __init__(self, learning_rate: float) -> None:
         self.learning_rate = positive_number(
             learning_rate,
             "learning_rate",
@@ -30,7 +35,9 @@ class RowOptimizer:
             minimum=0,
         )
 
-    def update(self, rows, grads, slots, step):
+    def update(
+        self, rows: Any, grads: Any, slots: dict[str, Any], step: Any
+    ) -> tuple[Any, dict[str, Any]]:
         """Returns `(new_rows, new_slots)` for the touched rows.
 
         `rows` and `grads` are `(k, output_dim)`, `slots` a dict of
@@ -39,14 +46,14 @@ class RowOptimizer:
         """
         raise NotImplementedError
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"learning_rate": self.learning_rate}
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict[str, Any]) -> "RowOptimizer":
         return cls(**config)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({args})"
 
@@ -58,10 +65,12 @@ class SGD(RowOptimizer):
     Equals `keras.optimizers.SGD(learning_rate)` (no momentum) on the table.
     """
 
-    def __init__(self, learning_rate=0.01):
+    def __init__(self, learning_rate: float = 0.01) -> None:
         super().__init__(learning_rate)
 
-    def update(self, rows, grads, slots, step):
+    def update(
+        self, rows: Any, grads: Any, slots: dict[str, Any], step: Any
+    ) -> tuple[Any, dict[str, Any]]:
         return rows - self.learning_rate * grads, {}
 
 
@@ -72,27 +81,32 @@ class Adagrad(RowOptimizer):
     row -= learning_rate * grad / sqrt(acc + epsilon)`."""
 
     def __init__(
-        self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7
-    ):
+        self,
+        learning_rate: float = 0.001,
+        initial_accumulator_value: float = 0.1,
+        epsilon: float = 1e-7,
+    ) -> None:
         super().__init__(learning_rate)
         self.initial_accumulator_value = float(initial_accumulator_value)
         self.epsilon = float(epsilon)
 
     @property
-    def slots(self):
+    def slots(self) -> dict[str, Any]:
         return {
             "accumulator": keras.initializers.Constant(
                 self.initial_accumulator_value
             )
         }
 
-    def update(self, rows, grads, slots, step):
+    def update(
+        self, rows: Any, grads: Any, slots: dict[str, Any], step: Any
+    ) -> tuple[Any, dict[str, Any]]:
         accumulator = slots["accumulator"] + ops.square(grads)
         step_size = ops.sqrt(accumulator + self.epsilon)
         new_rows = rows - self.learning_rate * grads / step_size
         return new_rows, {"accumulator": accumulator}
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
             "initial_accumulator_value": self.initial_accumulator_value,
@@ -113,14 +127,20 @@ class LazyAdam(RowOptimizer):
     slots = {"momentum": "zeros", "velocity": "zeros"}
 
     def __init__(
-        self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7
-    ):
+        self,
+        learning_rate: float = 0.001,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-7,
+    ) -> None:
         super().__init__(learning_rate)
         self.beta_1 = float(beta_1)
         self.beta_2 = float(beta_2)
         self.epsilon = float(epsilon)
 
-    def update(self, rows, grads, slots, step):
+    def update(
+        self, rows: Any, grads: Any, slots: dict[str, Any], step: Any
+    ) -> tuple[Any, dict[str, Any]]:
         m = slots["momentum"] + (grads - slots["momentum"]) * (1 - self.beta_1)
         v = slots["velocity"] + (ops.square(grads) - slots["velocity"]) * (
             1 - self.beta_2
@@ -132,7 +152,7 @@ class LazyAdam(RowOptimizer):
         new_rows = rows - m * alpha / (ops.sqrt(v) + self.epsilon)
         return new_rows, {"momentum": m, "velocity": v}
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {
             **super().get_config(),
             "beta_1": self.beta_1,
@@ -144,7 +164,7 @@ class LazyAdam(RowOptimizer):
 _BY_NAME = {"sgd": SGD, "adagrad": Adagrad, "lazy_adam": LazyAdam}
 
 
-def get(identifier):
+def get(identifier: Any) -> RowOptimizer:
     """A `RowOptimizer` from an instance, a name, a config or a Keras
     optimizer with a row-wise equivalent (SGD without momentum, Adagrad,
     Adam -> LazyAdam)."""
@@ -208,5 +228,5 @@ def _from_keras_optimizer(optimizer):
     )
 
 
-def serialize(optimizer):
+def serialize(optimizer: RowOptimizer) -> dict[str, Any]:
     return keras.saving.serialize_keras_object(optimizer)
