@@ -10,6 +10,7 @@ from keras_embed.lora_storage import LoraStorage
 from keras_embed.pretrained import PretrainedVectors
 from keras_embed.pretrained import load_word_vectors
 from keras_embed.quantized_storage import QuantizedStorage
+from keras_embed.quotient_remainder_embedding import QuotientRemainderEmbedding
 from keras_embed.reversible_embedding import ReversibleEmbedding
 from keras_embed.row_sparse import RowSparseFlush
 from keras_embed.storage import FloatStorage
@@ -24,6 +25,7 @@ __all__ = [
     "LoraStorage",
     "PretrainedVectors",
     "QuantizedStorage",
+    "QuotientRemainderEmbedding",
     "ReversibleEmbedding",
     "RowSparseFlush",
     "Storage",
