@@ -86,7 +86,10 @@ class Embedding(keras.layers.Layer):
             As the first layer of a `Sequential` model it creates the model's
             input, so `model.output_shape` is known before any data is seen.
             That input has dtype `keras.config.floatx()`; see above for the
-            vocabulary sizes it can carry.
+            vocabulary sizes it can carry. Ids whose shape contradicts it
+            raise `ValueError` naming both (as in tf.keras, where
+            `input_length` makes the model's input spec), in every call
+            whose shape is known: eager, traced, `fit` and `predict`.
         weights: Optional initial `(input_dim, output_dim)` matrix (an array
             or a one-element list of one). As in Keras 3, the layer is built
             at construction and holds it at once; never part of
@@ -273,7 +276,9 @@ class Embedding(keras.layers.Layer):
         arguments, e.g. `padding_id=0, mask_zero=True`.
         """
         matrix = pretrained.pretrained_matrix(embeddings, kwargs)
-        return cls(*matrix.shape, weights=matrix, trainable=not freeze, **kwargs)
+        return cls(
+            *matrix.shape, weights=matrix, trainable=not freeze, **kwargs
+        )
 
     def build(self, input_shape=None):
         if self.built:
@@ -357,7 +362,10 @@ class Embedding(keras.layers.Layer):
         self._storage = storage
         for name, variable in storage.variables.items():
             attribute = KERAS_ATTRIBUTES.get(name)
-            if attribute is not None and getattr(self, attribute, None) is not variable:
+            if (
+                attribute is not None
+                and getattr(self, attribute, None) is not variable
+            ):
                 setattr(self, attribute, variable)
 
     def _retire(self, storage):
@@ -366,7 +374,10 @@ class Embedding(keras.layers.Layer):
         first too, so the new variables come last, in Keras's order)."""
         for name, variable in storage.variables.items():
             attribute = KERAS_ATTRIBUTES.get(name)
-            if attribute is not None and getattr(self, attribute, None) is variable:
+            if (
+                attribute is not None
+                and getattr(self, attribute, None) is variable
+            ):
                 delattr(self, attribute)
             else:
                 # No public way to untrack a variable that no attribute
@@ -446,6 +457,13 @@ class Embedding(keras.layers.Layer):
             vectors, _ = self.lookup(inputs.flat_values, training)
             return inputs.with_flat_values(vectors)
         ids = ops.convert_to_tensor(inputs, sparse=False)
+        if self._lengths is not None:
+            # As tf.keras, where input_length makes the model's input spec:
+            # data of another length is an error, never silently embedded
+            # under a promised `output_shape`.
+            _apply_input_length(
+                tuple(ids.shape), self._lengths, self.input_length, self.name
+            )
         vectors, _ = self.lookup(ids, training, ids_checked)
         return vectors
 

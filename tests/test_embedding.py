@@ -470,3 +470,29 @@ def test_creating_a_layer_leaves_the_warning_machinery_alone():
         _warn_once()
     assert model.output_shape == (None, 3, 2)
     assert [str(w.message) for w in caught] == ["shown once per location"]
+
+
+@pytest.mark.parametrize("length", [7, 12])
+def test_data_contradicting_input_length_is_refused(length):
+    # tf.keras raises for this model ("Input 0 of layer 'sequential' is
+    # incompatible with the layer: expected shape=(None, 10), found
+    # shape=(None, 7)"); docs/tf_keras_input_length.py.
+    def model():
+        # A fresh model each time: on JAX, Keras leaves a model whose step
+        # raised without its variables (docs/ids.md#known-limits).
+        model = keras.Sequential([Embedding(10, 4, input_length=10)])
+        model.compile("sgd", "mse")
+        return model
+
+    assert model().output_shape == (None, 10, 4)
+    ids = np.random.randint(10, size=(2, length))
+    message = rf"input_length=10, but received input shape \(\w+, {length}\)"
+    for run in (
+        lambda: model().predict(ids, verbose=0),
+        lambda: model().fit(ids, np.zeros((2, length, 4)), verbose=0),
+        lambda: model().layers[0](ids),
+    ):
+        with pytest.raises(ValueError, match=message):
+            run()
+    good = np.random.randint(10, size=(2, 10))
+    assert model().predict(good, verbose=0).shape == (2, 10, 4)
