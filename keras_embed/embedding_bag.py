@@ -105,7 +105,9 @@ class EmbeddingBag(keras.layers.Layer):
     def from_pretrained(cls, embeddings, freeze=True, **kwargs):
         """As `Embedding.from_pretrained`, for a bag."""
         matrix = pretrained.pretrained_matrix(embeddings, kwargs)
-        return cls(*matrix.shape, weights=matrix, trainable=not freeze, **kwargs)
+        return cls(
+            *matrix.shape, weights=matrix, trainable=not freeze, **kwargs
+        )
 
     @property
     def input_dim(self):
@@ -165,23 +167,34 @@ class EmbeddingBag(keras.layers.Layer):
         _check_rank(ids.shape, self.name)
         training = bool(training) and self.trainable
         vectors, keep = self.embedding.lookup(ids, training, ids_checked)
-        return self._combine(vectors, self._in_bags(ids, keep, present, mask), id_weights)
+        return self._combine(
+            vectors, self._in_bags(ids, keep, present, mask), id_weights
+        )
 
     def _in_bags(self, ids, keep, present, mask):
         """Which positions belong to a bag: those the inner layer looked
-        up, present, unmasked and (with `mask_zero`) not id 0."""
+        up, present, unmasked and (with `mask_zero`) not id 0. None when
+        that is every position."""
         extra = [present, mask]
         if self.embedding.mask_zero:
             extra.append(ops.not_equal(ids, 0))
         for condition in extra:
             if condition is not None:
                 condition = ops.cast(condition, "bool")
-                keep = condition if keep is None else ops.logical_and(keep, condition)
-        if keep is None:
-            keep = ops.ones(ops.shape(ids), dtype="bool")
+                keep = (
+                    condition
+                    if keep is None
+                    else ops.logical_and(keep, condition)
+                )
         return keep
 
     def _combine(self, vectors, keep, id_weights):
+        bag_size = vectors.shape[-2]
+        if keep is None and id_weights is None and bag_size not in (0, None):
+            # Every position counts: the plain reductions, no weights.
+            return self._reduce(vectors)
+        if keep is None:
+            keep = ops.ones(ops.shape(vectors)[:-1], dtype="bool")
         if self.combiner == "max":
             masked = ops.where(
                 ops.expand_dims(keep, -1), vectors, -float("inf")
@@ -205,6 +218,17 @@ class EmbeddingBag(keras.layers.Layer):
         nonzero = ops.not_equal(norm, 0)
         return ops.where(nonzero, total / ops.where(nonzero, norm, 1), 0)
 
+    def _reduce(self, vectors):
+        if self.combiner == "max":
+            return ops.max(vectors, axis=-2)
+        if self.combiner == "mean":
+            return ops.mean(vectors, axis=-2)
+        total = ops.sum(vectors, axis=-2)
+        if self.combiner == "sum":
+            return total
+        size = ops.cast(ops.shape(vectors)[-2], vectors.dtype)
+        return total / ops.sqrt(size)
+
     def compute_mask(self, inputs, mask=None):
         return None
 
@@ -213,7 +237,12 @@ class EmbeddingBag(keras.layers.Layer):
         return tuple(input_shape)[:-1] + (self.output_dim,)
 
     def compute_output_spec(
-        self, inputs, id_weights=None, mask=None, training=None, ids_checked=False
+        self,
+        inputs,
+        id_weights=None,
+        mask=None,
+        training=None,
+        ids_checked=False,
     ):
         _ids.check_id_dtype(inputs.dtype, self.input_dim, self.name)
         return keras.KerasTensor(

@@ -222,7 +222,32 @@ def test_an_eager_batch_is_validated_once(monkeypatch, as_tensor):
     bag(keras.ops.convert_to_tensor(ids) if as_tensor else ids)
     # NumPy ids: checked on the host before Keras converts them, and only
     # there; tensors: checked once by the inner layer.
-    expected = ["check_ids", "raise_for_invalid_ids"] if as_tensor else [
-        "raise_for_invalid_ids"
-    ]
+    expected = (
+        ["check_ids", "raise_for_invalid_ids"]
+        if as_tensor
+        else ["raise_for_invalid_ids"]
+    )
     assert calls == expected
+
+
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled"])
+@pytest.mark.parametrize("combiner", ["sum", "mean", "sqrtn", "max"])
+def test_combiners_without_masks_match_numpy(combiner, compiled):
+    # Nothing is left out of these bags: the layer's plain-reduction path
+    # (eager) and its masked path (compiled: traced ids get a validity mask).
+    ids = np.array([[1, 2, 3], [4, 4, 7], [5, 6, 1], [2, 2, 2]], "int32")
+    bag = EmbeddingBag(8, 4, combiner, weights=TABLE)
+    if compiled:
+        model = keras.Sequential([keras.Input((3,), dtype="int32"), bag])
+        model.compile(jit_compile=True)
+        out = model.predict(ids, verbose=0)
+    else:
+        out = testing.to_numpy(bag(ids))
+    expected = reference(ids, combiner, np.ones(ids.shape, bool))
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_an_empty_bag_axis_gives_zeros():
+    bag = EmbeddingBag(8, 4, "mean", weights=TABLE)
+    out = testing.to_numpy(bag(np.zeros((2, 0), "int32")))
+    np.testing.assert_array_equal(out, np.zeros((2, 4)))
