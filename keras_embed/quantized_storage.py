@@ -147,6 +147,18 @@ def quantize_matrix(matrix, mode, size, config=None, vector_axis=1):
     return [np.asarray(values)] + extra
 
 
+def unpack_rows(packed, length):
+    """Keras's int4 packing along the last axis, read without transposing:
+    each byte holds an even column in its low nibble and the next one in
+    its high nibble, both signed. (Keras's `unpack_int4` moves the axis to
+    the front and back, two copies of the gathered rows.)"""
+    low = ops.subtract(ops.bitwise_xor(ops.bitwise_and(packed, 15), 8), 8)
+    high = ops.right_shift(packed, 4)
+    pairs = ops.stack([low, high], axis=-1)
+    columns = ops.reshape(pairs, (*ops.shape(packed)[:-1], -1))
+    return columns[..., :length]
+
+
 class QuantizedMatrix:
     """One quantized matrix, from its variables in `variable_specs` order.
 
@@ -168,10 +180,11 @@ class QuantizedMatrix:
         return self.zero is not None
 
     def unpack(self, values):
-        if self.mode == "int4":
-            axis = -1 if self.vector_axis == 1 else 0
-            return keras.quantizers.unpack_int4(values, self.output_dim, axis)
-        return values
+        if self.mode != "int4":
+            return values
+        if self.vector_axis == 1:
+            return unpack_rows(values, self.output_dim)
+        return keras.quantizers.unpack_int4(values, self.output_dim, 0)
 
     def dequantize(self, codes, scale, zero=None, axis=-1):
         """Unpacked integer `codes` with their rows' `scale` / `zero`."""
@@ -205,7 +218,9 @@ class QuantizedStorage(Storage):
             quantizer `encode` uses.
     """
 
-    def __init__(self, input_dim, output_dim, mode, block_size=None, config=None):
+    def __init__(
+        self, input_dim, output_dim, mode, block_size=None, config=None
+    ):
         super().__init__(input_dim, output_dim)
         self.mode = mode
         self.block_size = block_size if mode == "int4" else None
