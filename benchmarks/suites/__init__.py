@@ -24,6 +24,7 @@ SUITES = (
     "embedding_bag",
     "quantization",
     "word_vectors",
+    "recommender",
 )
 
 

@@ -1,5 +1,5 @@
 """Forward lookup, per call: keras_embed.Embedding vs keras.layers.Embedding,
-keras_embed without its id checks (`layer.table.lookup`), a bare `ops.take`
+keras_embed without its id checks (`layer.storage.rows`), a bare `ops.take`
 on the weights and the backend's native lookup, eager and compiled
 (TensorFlow also with XLA); on torch under `no_grad`.
 

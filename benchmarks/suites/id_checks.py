@@ -134,7 +134,11 @@ def _fit_steps(grid, warmup, repeats, min_s, log):
 
 
 def _embeddings(model):
-    return [l for l in model.layers if isinstance(l, keras_embed.Embedding)]
+    return [
+        layer
+        for layer in model.layers
+        if isinstance(layer, keras_embed.Embedding)
+    ]
 
 
 def _check_uncounted_counts_nothing(models, x, y):
@@ -148,7 +152,9 @@ def _check_uncounted_counts_nothing(models, x, y):
         # the layer raises instead of counting.
         models[impl].compile("adam", "binary_crossentropy", jit_compile=True)
         models[impl].fit(bad, y, batch_size=len(bad), verbose=0)
-        counts[impl] = [l.invalid_id_count for l in _embeddings(models[impl])]
+        counts[impl] = [
+            layer.invalid_id_count for layer in _embeddings(models[impl])
+        ]
     counted = sum(counts["keras_embed"])
     if counted == 0 or sum(counts["keras_embed_uncounted"]) != 0:
         raise AssertionError(
