@@ -4,22 +4,28 @@ Every combination rule lives here, called where the combination would
 arise: the layers' constructors, `quantize`, `enable_lora` and the reverse
 call of `ReversibleEmbedding`.
 
-| combined with `sparse_optimizer` | rule |
-|---|---|
-| `embeddings_regularizer` | refused: it would send a gradient to every row of the table each step, which row-sparse training exists to avoid |
-| `embeddings_constraint` | applied to the updated rows only, so it must act row by row |
-| `quantize` | refused: a quantized table cannot be updated row by row |
-| LoRA (`lora_rank`, `enable_lora`) | refused: LoRA freezes the table that row-sparse training updates |
-| tied `reverse=True` in training | refused: it needs a gradient for every row |
-| `padding_id`, `max_norm`, masks | as without `sparse_optimizer` |
+With `sparse_optimizer` (row-sparse training):
 
-| other pairs | rule |
-|---|---|
-| LoRA x `embeddings_constraint` | refused (Keras's rule and message) |
-| LoRA x quantization | either order: LoRA trains over the quantized rows |
-| quantization x training | the quantized table is frozen (as Keras) |
-| `EmbeddingBag` x `input_length` | refused: a bag's output has no sequence axis |
-| `padding_id` / `max_norm` x anything | applied at lookup, after the storage |
+- `embeddings_regularizer`: refused; it would send a gradient to every row
+  of the table each step, which row-sparse training exists to avoid.
+- `embeddings_constraint`: applied to the updated rows only, so it must act
+  row by row.
+- `quantize`: refused; a quantized table cannot be updated row by row.
+- LoRA (`lora_rank`, `enable_lora`): refused; LoRA freezes the table that
+  row-sparse training updates.
+- a tied `reverse=True` call in training: refused; it needs a gradient for
+  every row.
+- `padding_id`, `max_norm`, masks: as without `sparse_optimizer`.
+
+Other pairs:
+
+- LoRA x `embeddings_constraint`: refused (Keras's rule and message).
+- LoRA x quantization: either order; LoRA trains over the quantized rows.
+- quantization x training: the quantized table is frozen (as Keras).
+- `EmbeddingBag` x `input_length`: refused; a bag's output has no sequence
+  axis.
+- `padding_id`, `max_norm` x anything: applied at lookup, after the
+  storage.
 """
 
 

@@ -144,7 +144,9 @@ class InvalidIdCheck(keras.callbacks.Callback):
 
     def on_predict_begin(self, logs=None):
         self._counting = counting_layers(self.model)
-        self._seen = {id(l): l.invalid_id_count for l in self._counting}
+        self._seen = {
+            id(layer): layer.invalid_id_count for layer in self._counting
+        }
 
     def on_train_batch_end(self, batch, logs=None):
         self._check_batch(batch, logs, "training")

@@ -60,7 +60,9 @@ class LoraStorage(Storage):
                 "lora_embeddings_b": (self.rank, self.output_dim),
             }
             inits = (self.a_initializer, self.b_initializer)
-            for (name, shape), initializer in zip(shapes.items(), inits):
+            for (name, shape), initializer in zip(
+                shapes.items(), inits, strict=True
+            ):
                 # float32, as Keras: low-precision factors under- and
                 # overflow while fine-tuning.
                 self.factors[name] = add_weight(

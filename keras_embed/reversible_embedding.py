@@ -158,7 +158,9 @@ class ReversibleEmbedding(Embedding):
             return []
         if self.quantization_mode is None:
             return ["reverse_embeddings"]
-        return [name for name, *_ in self._reverse_specs(self.quantization_mode)]
+        return [
+            name for name, *_ in self._reverse_specs(self.quantization_mode)
+        ]
 
     def quantize(self, mode=None, type_check=True, config=None):
         if type_check and type(self) is not ReversibleEmbedding:
@@ -177,7 +179,9 @@ class ReversibleEmbedding(Embedding):
             )
             del self.reverse_embeddings
         self._quantize_rows(mode, config)
-        for name, value in zip(self._reverse_names(), reverse or []):
+        for name, value in zip(
+            self._reverse_names(), reverse or [], strict=True
+        ):
             getattr(self, name).assign(value)
 
     def __call__(self, inputs, *args, **kwargs):

@@ -51,7 +51,11 @@ ROW_SPARSE = {
     "max_ids_per_step": 64,
     "embeddings_constraint": "non_neg",
 }
-REVERSIBLE = {"tie_weights": False, "reverse_dtype": "float32", "logit_soft_cap": 30.0}
+REVERSIBLE = {
+    "tie_weights": False,
+    "reverse_dtype": "float32",
+    "logit_soft_cap": 30.0,
+}
 
 
 def configurations(cls):
@@ -106,7 +110,9 @@ def serialized_matches(config, name, value):
 
 
 @pytest.mark.parametrize(
-    "cls", [Embedding, ReversibleEmbedding, EmbeddingBag], ids=lambda c: c.__name__
+    "cls",
+    [Embedding, ReversibleEmbedding, EmbeddingBag],
+    ids=lambda c: c.__name__,
 )
 def test_every_argument_survives_config_and_a_keras_file(cls):
     covered = set()

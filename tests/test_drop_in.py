@@ -88,7 +88,10 @@ def _summary(model):
 @pytest.mark.parametrize("case", CASES)
 def test_the_same_weights_counts_and_summary(case):
     theirs, ours = _pair(case)
-    token_theirs, token_ours = theirs.get_layer("token"), ours.get_layer("token")
+    token_theirs, token_ours = (
+        theirs.get_layer("token"),
+        ours.get_layer("token"),
+    )
     assert _weights(token_ours) == _weights(token_theirs)
     for kind in ("trainable_weights", "non_trainable_weights"):
         assert _weights_of(token_ours, kind) == _weights_of(token_theirs, kind)
@@ -142,8 +145,6 @@ def test_stateless_call_takes_the_builtins_variables(case):
 def test_a_plain_layer_takes_no_non_trainable_variables():
     layer = keras_embed.Embedding(10, 8)
     layer.build()
-    outputs, state = layer.stateless_call(
-        [layer.embeddings.value], [], IDS
-    )
+    outputs, state = layer.stateless_call([layer.embeddings.value], [], IDS)
     assert state == []
     np.testing.assert_array_equal(to_numpy(outputs), to_numpy(layer(IDS)))

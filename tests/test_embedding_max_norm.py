@@ -156,4 +156,6 @@ def test_max_norm_clips_just_above_and_keeps_just_below(max_norm, p, compiled):
     out_norms = np.sum(np.abs(out) ** p, axis=-1) ** (1 / p)
     np.testing.assert_allclose(out_norms[[0, 2]], max_norm, rtol=1e-5)
     np.testing.assert_array_equal(out[[1, 3]], rows[[1, 3]])
-    np.testing.assert_allclose(out, reference_clip(rows, max_norm, p), rtol=1e-5)
+    np.testing.assert_allclose(
+        out, reference_clip(rows, max_norm, p), rtol=1e-5
+    )

@@ -141,7 +141,9 @@ def test_callback_raises_after_the_batch(compile_kwargs, counter):
     batch = 1
     check = [keras_embed.InvalidIdCheck()]
     fit = dict(batch_size=2, shuffle=False, verbose=0, callbacks=check)
-    with pytest.raises(ValueError, match=re.escape(_message("training", batch))):
+    with pytest.raises(
+        ValueError, match=re.escape(_message("training", batch))
+    ):
         model.fit(BAD, TARGETS, **fit)
     with pytest.raises(
         ValueError, match=re.escape(_message("evaluation", batch))

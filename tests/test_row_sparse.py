@@ -348,7 +348,9 @@ def test_state_is_saved_and_restored():
     for name in ("momentum", "velocity"):
         saved = to_numpy(revived.storage.slots[name])
         assert np.any(saved != 0)
-        np.testing.assert_array_equal(saved, to_numpy(layer.storage.slots[name]))
+        np.testing.assert_array_equal(
+            saved, to_numpy(layer.storage.slots[name])
+        )
     np.testing.assert_array_equal(
         to_numpy(revived.embeddings), to_numpy(layer.embeddings)
     )

@@ -139,9 +139,7 @@ def test_a_custom_storage_keeps_quantization_lora_and_saving(tmp_path):
     layer.quantize("int8")
     assert type(layer.storage.base) is QuantizedStorage
     assert "float16" not in [w.dtype for w in layer.weights]
-    np.testing.assert_allclose(
-        to_numpy(layer(IDS)), with_delta[IDS], atol=0.05
-    )
+    np.testing.assert_allclose(to_numpy(layer(IDS)), with_delta[IDS], atol=0.05)
 
 
 def test_a_custom_storage_refuses_quantize_unless_its_class_opts_in():
