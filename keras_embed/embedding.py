@@ -1,3 +1,5 @@
+import contextlib
+
 import keras
 import numpy as np
 from keras import constraints
@@ -548,15 +550,47 @@ class Embedding(keras.layers.Layer):
             self._storage.apply_pending()
 
     def quantize(self, mode=None, type_check=True, config=None):
+        mode, config = self._quantize_arguments(mode, config)
         # As Keras: a subclass must implement its own quantization.
         if type_check and type(self) is not Embedding:
             raise not_implemented(self, "quantize")
-        self._quantize_rows(mode, config)
+        with self._unlocked_state():
+            self._quantize_rows(mode, config)
+
+    def _quantize_arguments(self, mode, config):
+        """`quantize`'s `(mode, config)`, resolved and checked as Keras
+        does. Keras 3.15 did it in a wrapper around every layer's
+        `quantize`; later versions do it in the base method this one
+        overrides, so the layer does it itself, whichever Keras runs."""
+        mode, config = quantized_storage.resolve_config(mode, config)
+        quantized_storage.check_can_quantize(
+            self.name,
+            type(self).__name__,
+            self.built,
+            # Keras's own flag, set by `quantized_build`.
+            getattr(self, "_is_quantized", False),
+            self.dtype_policy.name,
+            mode,
+            self.compute_dtype,
+        )
+        features.check_quantize(self.name, self.sparse_optimizer)
+        return mode, config
+
+    @contextlib.contextmanager
+    def _unlocked_state(self):
+        """Lets a built layer add variables. Keras locks a layer's state
+        after `build`; its own `quantize` and `enable_lora` unlock it the
+        same way."""
+        locked = self._tracker.locked
+        self._tracker.unlock()
+        try:
+            yield
+        finally:
+            if locked:
+                self._tracker.lock()
 
     def _quantize_rows(self, mode, config):
         """Replaces the rows' storage by a quantized one holding them."""
-        features.check_quantize(self.name, self.sparse_optimizer)
-        quantized_storage.check_mode(mode, self.name)
         base = self._base_storage()
         table = ops.convert_to_numpy(base.float_table())
         self._retire(base)
@@ -604,15 +638,8 @@ class Embedding(keras.layers.Layer):
             b_initializer,
             self.embeddings_regularizer,
         )
-        # A built layer's state is locked; Keras's own `enable_lora`
-        # unlocks it the same way to add the factors.
-        locked = self._tracker.locked
-        self._tracker.unlock()
-        try:
+        with self._unlocked_state():
             lora.build(self.add_weight)
-        finally:
-            if locked:
-                self._tracker.lock()
         self.lora_enabled = True
         self.lora_rank = rank
         self.lora_alpha = alpha

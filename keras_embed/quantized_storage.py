@@ -28,6 +28,16 @@ from keras import ops
 from keras_embed.storage import Storage
 
 MODES = ("int8", "int4")
+
+
+def _keras_version():
+    return tuple(int(part) for part in keras.version().split(".")[:2])
+
+
+# Keras 3.15 stores an untied reverse kernel's int4 zero points as floats,
+# later versions as int8 (as the forward table's): weight files cross with
+# the Keras that runs.
+_REVERSE_ZERO_DTYPE = "int8" if _keras_version() >= (3, 16) else None
 _INT4_RANGE = (-8, 7)
 # Keras's initial values of each kind of quantized variable.
 _INITIALIZERS = {"values": "zeros", "scale": "ones", "zero": "zeros"}
@@ -39,6 +49,51 @@ def check_mode(mode, layer_name):
             f"Invalid quantization mode. Expected one of {MODES}. Layer "
             f"'{layer_name}' received quantization_mode={mode!r}. Pass "
             "'int8' or 'int4'."
+        )
+
+
+_CONFIGS = {
+    "int8": keras.quantizers.Int8QuantizationConfig,
+    "int4": keras.quantizers.Int4QuantizationConfig,
+}
+
+
+def resolve_config(mode, config):
+    """`(mode, config)` as Keras resolves `quantize`'s arguments: the
+    config's mode, or the mode's default config (int4: groups of 128)."""
+    if config is not None:
+        if mode is not None and mode != config.mode:
+            raise ValueError(
+                f"`quantize` received mode={mode!r} and a config for mode "
+                f"{config.mode!r}. Pass one, or both for the same mode."
+            )
+        mode = config.mode
+    if mode not in MODES:
+        raise ValueError(
+            f"Invalid quantization mode. Expected one of {MODES}. "
+            f"Received: mode={mode!r}"
+        )
+    return mode, config if config is not None else _CONFIGS[mode]()
+
+
+def check_can_quantize(name, class_name, built, quantized, policy, mode, dtype):
+    """Keras's rules for quantizing a layer, with Keras's messages."""
+    if not built:
+        raise ValueError(
+            "Cannot quantize a layer that isn't yet built. Layer "
+            f"'{name}' (of type '{class_name}') is not built yet."
+        )
+    if quantized:
+        raise ValueError(
+            f"Layer '{name}' is already quantized with "
+            f"dtype_policy='{policy}'. Received: mode={mode}"
+        )
+    if mode == "int8" and dtype == "float16":
+        raise ValueError(
+            f"Quantization mode='{mode}' doesn't work well with "
+            "compute_dtype='float16'. Consider loading model/layer with "
+            "another dtype policy such as 'mixed_bfloat16' or "
+            "'mixed_float16' before calling `quantize()`."
         )
 
 
@@ -81,8 +136,7 @@ def variable_specs(input_dim, output_dim, mode, size, vector_axis=1):
     if size is None:
         return specs + [(f"{prefix}_scale", (input_dim,), None, "scale")]
     groups = shaped(math.ceil(output_dim / size), input_dim)
-    # Keras stores the reverse zero points as floats, the forward as int8.
-    zero_dtype = "int8" if vector_axis == 1 else None
+    zero_dtype = "int8" if vector_axis == 1 else _REVERSE_ZERO_DTYPE
     specs += [(f"{prefix}_scale", groups, None, "scale")]
     specs += [(f"{prefix}_zero", groups, zero_dtype, "zero")]
     if vector_axis == 1:

@@ -163,26 +163,31 @@ class ReversibleEmbedding(Embedding):
         ]
 
     def quantize(self, mode=None, type_check=True, config=None):
+        mode, config = self._quantize_arguments(mode, config)
         if type_check and type(self) is not ReversibleEmbedding:
             raise not_implemented(self, "quantize")
-        features.check_quantize(self.name, self.sparse_optimizer)
-        quantized_storage.check_mode(mode, self.name)
-        reverse = None
-        if not self.tie_weights:
-            size = quantized_storage.group_size(
-                quantized_storage.block_size_setting(
-                    mode, config, self.dtype_policy
-                )
+        with self._unlocked_state():
+            reverse = self._quantized_reverse_values(mode, config)
+            self._quantize_rows(mode, config)
+            names = self._reverse_names()
+            for name, value in zip(names, reverse, strict=True):
+                getattr(self, name).assign(value)
+
+    def _quantized_reverse_values(self, mode, config):
+        """The untied kernel quantized (its float variable dropped first,
+        so the new variables come last, in Keras's order); [] when tied."""
+        if self.tie_weights:
+            return []
+        size = quantized_storage.group_size(
+            quantized_storage.block_size_setting(
+                mode, config, self.dtype_policy
             )
-            reverse = quantized_storage.quantize_matrix(
-                self.reverse_embeddings, mode, size, config, vector_axis=0
-            )
-            del self.reverse_embeddings
-        self._quantize_rows(mode, config)
-        for name, value in zip(
-            self._reverse_names(), reverse or [], strict=True
-        ):
-            getattr(self, name).assign(value)
+        )
+        values = quantized_storage.quantize_matrix(
+            self.reverse_embeddings, mode, size, config, vector_axis=0
+        )
+        del self.reverse_embeddings
+        return values
 
     def __call__(self, inputs, *args, **kwargs):
         if not kwargs.get("reverse"):
