@@ -12,6 +12,7 @@ the original tests. The cases that cannot apply are listed, with why, in
 """
 
 import importlib.util
+import os
 import re
 import sys
 import types
@@ -50,9 +51,15 @@ KNOWN_EXCEPTIONS = {
 
 def keras_test_source(file_name):
     """The text of one of Keras's layer test files, from the installed
-    wheel (located without importing `keras.src`)."""
-    spec = importlib.util.find_spec("keras")
-    root = Path(spec.submodule_search_locations[0])
+    wheel (located without importing `keras.src`), or from the folder
+    `KERAS_EMBED_KERAS_TESTS` names: keras-nightly ships no tests, so its
+    tox environment unpacks keras 3.15.1's two files there."""
+    folder = os.environ.get("KERAS_EMBED_KERAS_TESTS")
+    if folder:
+        root = Path(folder) / "keras"
+    else:
+        spec = importlib.util.find_spec("keras")
+        root = Path(spec.submodule_search_locations[0])
     return (root / "src" / "layers" / "core" / file_name).read_text()
 
 
