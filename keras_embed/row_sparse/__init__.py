@@ -13,6 +13,7 @@ from keras_embed.row_sparse.optimizers import SGD
 from keras_embed.row_sparse.optimizers import Adagrad
 from keras_embed.row_sparse.optimizers import LazyAdam
 from keras_embed.row_sparse.optimizers import RowOptimizer
+from keras_embed.row_sparse.optimizers import RowwiseAdagrad
 from keras_embed.row_sparse.optimizers import get
 from keras_embed.row_sparse.optimizers import serialize
 from keras_embed.row_sparse.table import RowSparseTable
@@ -24,6 +25,7 @@ __all__ = [
     "RowOptimizer",
     "RowSparseFlush",
     "RowSparseTable",
+    "RowwiseAdagrad",
     "flush_model",
     "get",
     "serialize",
