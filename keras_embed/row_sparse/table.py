@@ -28,6 +28,7 @@ from keras import ops
 from keras_embed import _ids
 from keras_embed import tables
 from keras_embed._validation import positive_int
+from keras_embed.row_sparse import _inplace
 
 # Step serial numbers cycle below this bound so float32 holds them exactly.
 _SERIAL_PERIOD = 2**20
@@ -82,19 +83,25 @@ def check_slot_layouts(embeddings, slots):
     distribution = keras.distribution.distribution()
     if distribution is None:
         return
-    expected = tuple(distribution.get_variable_layout(embeddings).axes)
+    table_axes = tuple(distribution.get_variable_layout(embeddings).axes)
+    layer_path = embeddings.path.rsplit("/", 1)[0]
     for slot in slots.values():
+        # A slot of one value per row is sharded like the table's rows.
+        expected = table_axes[: len(slot.shape)]
         found = tuple(distribution.get_variable_layout(slot).axes)
-        if found != expected:
+        if found == expected:
+            continue
+        if len(expected) == len(table_axes):
             names = "|".join(["embeddings", *slots])
-            layer_path = embeddings.path.rsplit("/", 1)[0]
-            raise ValueError(
-                f"The row-sparse optimizer slot '{slot.path}' has layout "
-                f"{found} but its table '{embeddings.path}' has {expected}: "
-                "the slots must be sharded like the table. Give the "
-                "LayoutMap one key matching the table and its slots, e.g. "
-                f'layout_map[".*{layer_path}/({names})"] = {expected}.'
-            )
+            key = f'layout_map[".*{layer_path}/({names})"] = {expected}'
+        else:
+            key = f'layout_map[".*{slot.path}"] = {expected}'
+        raise ValueError(
+            f"The row-sparse optimizer slot '{slot.path}' has layout "
+            f"{found} but its table '{embeddings.path}' has {table_axes}: "
+            "the slots must be sharded like the table. Give the LayoutMap "
+            f"a key matching the table and its slots, e.g. {key}."
+        )
 
 
 class RowSparseTable(tables.LookupTable):
@@ -113,7 +120,8 @@ class RowSparseTable(tables.LookupTable):
 
     Attributes:
         slots: Dict of the optimizer state variables by slot name, each
-            `(input_dim, output_dim)`.
+            `(input_dim, output_dim)`, or `(input_dim,)` for a slot of one
+            value per row (`optimizer.slot_shape`).
         iterations: int32 variable, the number of updates applied.
     """
 
@@ -172,7 +180,7 @@ class RowSparseTable(tables.LookupTable):
         self.iterations = counters["iterations"]
         self.slots = {
             name: add_weight(
-                shape=(input_dim, output_dim),
+                shape=(input_dim, *optimizer.slot_shape(name, output_dim)),
                 initializer=initializer,
                 name=name,
                 trainable=False,
@@ -185,7 +193,7 @@ class RowSparseTable(tables.LookupTable):
         """Applies the pending update, then looks `ids` up; in training,
         also captures the rows' gradient."""
         self.flush()
-        rows = tables.gather(self.embeddings, ids, keep, self.index_dtype)
+        rows = self._gather(ids, keep)
         if training:
             # Zero-valued; positions outside `keep` capture under the
             # sentinel id, which the update skips.
@@ -200,6 +208,21 @@ class RowSparseTable(tables.LookupTable):
         # Compiled code cannot branch on `pending`; it runs the update with
         # every row masked out, which rewrites one row with itself.
         self._apply(pending)
+
+    def _gather(self, ids, keep):
+        native = _inplace.native_storage(self.embeddings) is not None
+        if self.whole_table_update or not native:
+            return tables.gather(self.embeddings, ids, keep, self.index_dtype)
+        # Read row by row: on TensorFlow a dense read of a table that is
+        # written in place copies all of it.
+        if keep is not None:
+            ids = ops.where(keep, ids, 0)
+        rows = _inplace.take_rows(
+            self.embeddings, ops.cast(ids, self.index_dtype)
+        )
+        if keep is None:
+            return rows
+        return ops.where(ops.expand_dims(keep, -1), rows, 0)
 
     def _capture(self, ids, keep):
         count = _static_size(ids)
@@ -274,9 +297,7 @@ class RowSparseTable(tables.LookupTable):
         size = self.sentinel + 1
         summed = _segment_sum(grads, ids, size)[:-1]
         counts = _segment_sum(ops.ones_like(ids, "float32"), ids, size)[:-1]
-        touched = ops.expand_dims(
-            ops.logical_and(ops.greater(counts, 0), pending), -1
-        )
+        touched = ops.logical_and(ops.greater(counts, 0), pending)
         step = self.iterations.value + ops.cast(pending, "int32")
         rows = self.embeddings.value
         slot_rows = {name: slot.value for name, slot in self.slots.items()}
@@ -299,9 +320,9 @@ class RowSparseTable(tables.LookupTable):
         first = ops.where(valid[0], unique_ids[0], 0)
         targets = ops.cast(ops.where(valid, unique_ids, first), ids.dtype)
         step = self.iterations.value + ops.cast(pending, "int32")
-        rows = ops.take(self.embeddings, targets, axis=0)
+        rows = _inplace.take_rows(self.embeddings, targets)
         slot_rows = {
-            name: ops.take(slot, targets, axis=0)
+            name: _inplace.take_rows(slot, targets)
             for name, slot in self.slots.items()
         }
         new_rows, new_slot_rows = self.optimizer.update(
@@ -309,7 +330,6 @@ class RowSparseTable(tables.LookupTable):
         )
         if self.constraint is not None:
             new_rows = self.constraint(new_rows)
-        targets = ops.expand_dims(targets, -1)
         _scatter(self.embeddings, targets, valid, rows, new_rows)
         for name, slot in self.slots.items():
             _scatter(slot, targets, valid, slot_rows[name], new_slot_rows[name])
@@ -328,14 +348,15 @@ def _segment_sum(values, ids, size):
 
 
 def _where(variable, touched, new, old):
+    touched = ops.reshape(touched, (-1,) + (1,) * (len(variable.shape) - 1))
     variable.assign(ops.where(touched, ops.cast(new, variable.dtype), old))
 
 
 def _scatter(variable, targets, valid, old, new):
     new = ops.cast(new, variable.dtype)
-    filler = ops.where(valid[0], new[:1], old)
-    new = ops.where(ops.expand_dims(valid, -1), new, filler)
-    variable.assign(ops.scatter_update(variable.value, targets, new))
+    filler = ops.where(valid[0], new[:1], old[:1])
+    valid = ops.reshape(valid, (-1,) + (1,) * (len(new.shape) - 1))
+    _inplace.write_rows(variable, targets, ops.where(valid, new, filler))
 
 
 def _sum_duplicates(ids, grads, sentinel):
