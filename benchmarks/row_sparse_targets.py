@@ -81,7 +81,7 @@ def _memory_target(doc):
     ]
     for r in doc["records"]:
         p = r["params"]
-        if p.get("mode") == "memory":
+        if "state_mb" in p:
             state = p["state_mb"]
             lines.append(
                 f"| {r['case']} | {r['impl']} | {state:.0f} | "

@@ -115,6 +115,11 @@ def _forked(target, spec):
 if __name__ == "__main__":
     import keras  # noqa: F401  (imported once, before forking)
 
+    from benchmarks.harness import backends
+
+    # The parent's thread limit (before any backend op: children inherit it).
+    if os.environ.get(backends.THREADS_ENV):
+        backends.limit_threads(int(os.environ[backends.THREADS_ENV]))
     target = sys.argv[1]
     importlib.import_module(target.split(":")[0])
     for spec in json.load(sys.stdin):

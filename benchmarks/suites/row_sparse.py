@@ -10,15 +10,15 @@ gradient `scatter_sub` applies (SGD) in a `tf.function`. `numpy_rows` is
 the same random-row traffic as a LazyAdam step (gather 10,240 rows, then
 gather and scatter the unique rows of the table and two slots) in NumPy,
 without any framework: this machine's floor for the V=1e7 / 1e5 growth.
-At V=1e7 each impl also runs alone in a forked child (harness/memory.py):
-`rss_mb` is its peak RSS minus its RSS just before the model is built,
-`params.state_mb` its table plus optimizer state, `params` also the peak
-of the build alone and of the steps alone; keras_embed's impls run a
-second time with a zeros initializer, whose build holds no temporaries.
 
-Where all models of a case fit in `RESIDENT_BYTES` they are built side by
-side and timed interleaved, fit call by fit call; otherwise (V=1e7) each
-is built, timed and freed in turn, in the same process. `python -m
+At V=1e5 the models are built side by side in this process and timed
+interleaved, fit call by fit call. At V=1e7 they do not fit side by side
+(24 GB), so each impl runs alone in a forked child
+(harness/memory.py, same ids), timed there: `rss_mb` is its peak RSS minus
+its RSS just before the model is built, `params.state_mb` its table plus
+optimizer state, `params` also the build's peak (initializers), the RSS
+after the build and the steps' peak. keras_embed's impls run once more
+with a zeros initializer, whose build holds no temporaries. `python -m
 benchmarks.row_sparse_targets RESULTS.json` prints the issue's targets.
 """
 
@@ -37,7 +37,6 @@ from benchmarks.suites import training
 
 BASELINE = "keras"
 LENGTH = training.LENGTH
-RESIDENT_BYTES = 4 * 2**30
 
 IMPLS = {
     "tensorflow": ("keras_embed_sgd", "tf_indexed_slices_sgd"),
@@ -70,21 +69,21 @@ GRIDS = {
         "cases": [(v, d) for v in (100_000, 10_000_000) for d in (16, 64)],
         "fast": (3, 5, 6),
         "slow": (1, 2, 3),
-        "memory_vocab": 10_000_000,
+        "alone_from": 1_000_000,
         "batch": training.BATCH,
     },
     "quick": {
         "cases": [(v, d) for v in (100_000, 10_000_000) for d in (16, 64)],
         "fast": (2, 3, 5),
         "slow": (1, 1, 3),
-        "memory_vocab": 10_000_000,
+        "alone_from": 1_000_000,
         "batch": training.BATCH,
     },
     "tiny": {
-        "cases": [(50, 4)],
+        "cases": [(50, 4), (60, 4)],
         "fast": (1, 1, 2),
         "slow": (1, 1, 2),
-        "memory_vocab": 50,
+        "alone_from": 60,
         "batch": 8,
     },
 }
@@ -104,28 +103,44 @@ def run(grid, log):
     plan = GRIDS[grid]
     found = []
     for vocab, dim in plan["cases"]:
-        found += _time_case(vocab, dim, plan, log)
-    memory_specs = [
+        log(f"row_sparse {_case(vocab, dim)}")
+        specs = [
+            {"impl": impl, "vocab": vocab, "dim": dim, "batch": plan["batch"]}
+            for impl in impls(vocab, dim)
+        ]
+        for spec in specs:
+            spec["steps"] = plan["fast"]
+            if spec["impl"] in DENSE and vocab >= 1e6:
+                spec["steps"] = plan["slow"]
+        if vocab < plan["alone_from"]:
+            found += _interleaved(specs)
+        else:
+            # Too big side by side, and TensorFlow's oneDNN allocator keeps
+            # a freed model's memory: each impl in a fresh child instead.
+            found += memory.isolated(
+                "benchmarks.suites.row_sparse:time_alone",
+                [{**s, "initializer": "uniform"} for s in specs],
+                inline=grid == "tiny",
+            )
+    # Zeros: the steps' memory once no initializer temporaries are left
+    # (Keras's uniform initializers hold 3-4 tables at once).
+    zeros = [
         {
             "impl": impl,
             "vocab": vocab,
             "dim": dim,
             "batch": plan["batch"],
-            "initializer": initializer,
+            "initializer": "zeros",
+            "steps": plan["slow"] if impl in DENSE else (1, 1, 3),
         }
         for vocab, dim in plan["cases"]
-        if vocab == plan["memory_vocab"]
-        for initializer in ("uniform", "zeros")
+        if vocab >= plan["alone_from"]
         for impl in impls(vocab, dim)
-        # Zeros: what the steps need once the initializer's temporaries
-        # are gone (Keras's uniform initializers hold 3-4 tables at once).
-        if initializer == "uniform" or impl.startswith("keras")
+        if impl.startswith("keras")  # keras: the records' baseline
     ]
-    log(f"row_sparse: peak RSS of {len(memory_specs)} cases, one child each")
+    log(f"row_sparse: peak RSS of {len(zeros)} zeros-initialized models")
     found += memory.isolated(
-        "benchmarks.suites.row_sparse:measure_memory",
-        memory_specs,
-        inline=grid == "tiny",
+        "benchmarks.suites.row_sparse:time_alone", zeros, inline=grid == "tiny"
     )
     return found
 
@@ -134,99 +149,93 @@ def _case(vocab, dim):
     return f"V={vocab:.0e} d={dim}"
 
 
-def _time_case(vocab, dim, plan, log):
-    log(f"row_sparse {_case(vocab, dim)}")
-    batch = plan["batch"]
-    names = impls(vocab, dim)
-    steps = {
-        impl: plan["slow" if impl in DENSE and vocab >= 1e6 else "fast"]
-        for impl in names
+def _params(spec, **more):
+    return {
+        "vocab": spec["vocab"],
+        "dim": spec["dim"],
+        "batch": [spec["batch"], LENGTH],
+        "mode": "fit",
+        **more,
     }
-    x, y = training.batches(
-        vocab, batch, max(sum(s[::2]) for s in steps.values())
-    )
-    resident = sum(_state_bytes(i, vocab, dim) for i in names) <= RESIDENT_BYTES
-    seconds = {}
-    if resident:
-        runners = {i: make_runner(i, vocab, dim, batch) for i in names}
-        for impl, runner in runners.items():
-            runner.steps(x, y, steps[impl][0])
-        for round_ in range(max(s[1] for s in steps.values())):
-            for impl, runner in runners.items():
-                if round_ < steps[impl][1]:
-                    seconds.setdefault(impl, [])
-                    seconds[impl] += runner.steps(x, y, steps[impl][2])
-        del runners
-    else:
-        for impl in names:
-            runner = make_runner(impl, vocab, dim, batch)
-            warmup, rounds, per_round = steps[impl]
-            runner.steps(x, y, warmup)
-            seconds[impl] = []
-            for _ in range(rounds):
-                seconds[impl] += runner.steps(x, y, per_round)
-            del runner
-            _free()
-    _free()
+
+
+def _interleaved(specs):
+    """Every impl built side by side in this process, then timed fit call
+    by fit call in turn."""
+    vocab, batch = specs[0]["vocab"], specs[0]["batch"]
+    x, y = training.batches(vocab, batch, max(_batches(s) for s in specs))
+    runners = [make_runner(s["impl"], vocab, s["dim"], batch) for s in specs]
+    seconds = [[] for _ in specs]
+    for spec, runner in zip(specs, runners, strict=True):
+        runner.steps(x, y, spec["steps"][0])
+    for round_ in range(max(s["steps"][1] for s in specs)):
+        for i, (spec, runner) in enumerate(zip(specs, runners, strict=True)):
+            if round_ < spec["steps"][1]:
+                seconds[i] += runner.steps(x, y, spec["steps"][2])
+    del runners
+    keras.utils.clear_session()
+    gc.collect()
     return [
         records.record(
             "row_sparse",
-            _case(vocab, dim),
-            impl,
-            {
-                "vocab": vocab,
-                "dim": dim,
-                "batch": [batch, LENGTH],
-                "mode": "fit",
-                "interleaved": resident,
-            },
-            timing.stats(seconds[impl]),
+            _case(spec["vocab"], spec["dim"]),
+            spec["impl"],
+            _params(spec, interleaved=True),
+            timing.stats(times),
         )
-        for impl in names
+        for spec, times in zip(specs, seconds, strict=True)
     ]
 
 
-def _free():
-    keras.utils.clear_session()
-    gc.collect()
+def _batches(spec):
+    warmup, _, per_round = spec["steps"]
+    return max(warmup, per_round)
 
 
-def _state_bytes(impl, vocab, dim):
-    if impl == "keras_embed_rowwise_adagrad":
-        return 4 * vocab * (dim + 1)
-    return 4 * vocab * dim * STATE_TABLES[impl]
-
-
-def measure_memory(spec):
-    """One impl at one size in this (forked) process: `rss_mb` is the peak
-    RSS over the RSS just before the model is built, steps included;
-    `params` split it into the build (initializers) and the steps."""
+def time_alone(spec):
+    """One impl in this (forked) process: its step times, and its peak RSS
+    over the RSS just before the model is built (`rss_mb`), split into the
+    build's peak (initializers), the RSS after it and the steps' peak."""
     vocab, dim, batch = spec["vocab"], spec["dim"], spec["batch"]
-    x, y = training.batches(vocab, batch, 4)
+    warmup, rounds, per_round = spec["steps"]
+    x, y = training.batches(vocab, batch, max(warmup, per_round))
     memory.reset_peak_rss()
     start = memory.current_rss_mb()
     runner = make_runner(spec["impl"], vocab, dim, batch, spec["initializer"])
     runner.sync()
     build_peak, built = memory.peak_rss_mb(), memory.current_rss_mb()
     memory.reset_peak_rss()
-    seconds = runner.steps(x, y, 4)
+    runner.steps(x, y, warmup)
+    seconds = []
+    for _ in range(rounds):
+        seconds += runner.steps(x, y, per_round)
     train_peak = memory.peak_rss_mb()
+    case = _case(vocab, dim)
+    if spec["initializer"] != "uniform":
+        case = f"memory {case} {spec['initializer']} init"
     return records.record(
         "row_sparse",
-        f"memory {_case(vocab, dim)} {spec['initializer']} init",
+        case,
         spec["impl"],
-        {
-            **spec,
-            "mode": "memory",
-            "state_mb": _state_bytes(spec["impl"], vocab, dim) / 2**20,
-            "build_peak_mb": build_peak - start,
-            "built_mb": built - start,
-            "train_peak_mb": train_peak - start,
-        },
+        _params(
+            spec,
+            interleaved=False,
+            initializer=spec["initializer"],
+            state_mb=_state_bytes(spec["impl"], vocab, dim) / 2**20,
+            build_peak_mb=build_peak - start,
+            built_mb=built - start,
+            train_peak_mb=train_peak - start,
+        ),
         timing.stats(seconds),
         rss_mb=max(build_peak, train_peak) - start,
         device_mb=backends.device_peak_mb(),
     )
+
+
+def _state_bytes(impl, vocab, dim):
+    if impl == "keras_embed_rowwise_adagrad":
+        return 4 * vocab * (dim + 1)
+    return 4 * vocab * dim * STATE_TABLES[impl]
 
 
 def make_runner(impl, vocab, dim, batch, initializer="uniform"):
