@@ -39,9 +39,12 @@ def targets(doc):
             dense = ms("keras", 10_000_000, dim)
             if small is None or large is None:
                 continue
+            versus = "not run | -"
+            if dense is not None:
+                versus = f"{dense:.0f} | {dense / large:.1f}x"
             lines.append(
                 f"| {impl} | {dim} | {small:.2f} | {large:.2f} | "
-                f"{large / small:.2f} | {dense:.0f} | {dense / large:.1f}x |"
+                f"{large / small:.2f} | {versus} |"
             )
     lines += _torch_target(ms) + _memory_target(doc)
     return lines
