@@ -1,7 +1,8 @@
 """`RowSparseTable`: the variables and the deferred update of one
 row-sparse embedding table.
 
-How one step flows, on every backend, in `keras.ops` only:
+How one step flows, on every backend, in `keras.ops` (rows are read and
+written in place through `_inplace`, on TensorFlow and PyTorch):
 
 1. A training call looks the ids up in the table, which is a
    *non-trainable* variable (the model's optimizer never sees it), and adds
@@ -14,7 +15,7 @@ How one step flows, on every backend, in `keras.ops` only:
    the loss scale (so `LossScaleOptimizer` and skipped steps are handled).
 2. The next lookup, training or not, first applies that pending gradient:
    it sums the gradients of duplicate ids, runs the row-wise optimizer on
-   those rows only and scatters them back into the table and the optimizer
+   those rows only and writes them back into the table and the optimizer
    state. `flush()` does the same eagerly; the layer flushes before saving.
 
 The update of step t is therefore applied at the start of step t+1, before
