@@ -57,9 +57,7 @@ def test_rows_combine_a_quotient_and_a_remainder_row(operation):
     table = to_numpy(layer.storage.float_table())
     assert table.shape == (V, D)
     assert len({row.tobytes() for row in table}) == V
-    np.testing.assert_allclose(
-        table, reference(layer, np.arange(V)), rtol=1e-6
-    )
+    np.testing.assert_allclose(table, reference(layer, np.arange(V)), rtol=1e-6)
 
 
 def test_the_layer_contract():
@@ -125,7 +123,9 @@ def test_mask_padding_and_max_norm_are_the_layers():
 def test_saving_and_config():
     layer = built("concatenate", mask_zero=True)
     config = layer.get_config()
-    assert config["num_collisions"] == M and config["operation"] == "concatenate"
+    assert (
+        config["num_collisions"] == M and config["operation"] == "concatenate"
+    )
     model = keras.Sequential([keras.Input((4,), dtype="int32"), layer])
     revived = testing.save_and_load(model)
     assert type(revived.layers[0]) is QuotientRemainderEmbedding
@@ -135,7 +135,11 @@ def test_saving_and_config():
 @pytest.mark.parametrize(
     "kwargs, error, match",
     [
-        ({"num_collisions": 0}, ValueError, "`num_collisions` must be a positive"),
+        (
+            {"num_collisions": 0},
+            ValueError,
+            "`num_collisions` must be a positive",
+        ),
         ({"num_collisions": 24}, ValueError, "at most input_dim=23"),
         ({"operation": "max"}, ValueError, "`operation` must be one of"),
         ({"weights": np.ones((V, D))}, ValueError, "`weights=`"),

@@ -43,13 +43,13 @@ def _distribution(layout_name, key=TABLE_AND_SLOTS):
     return model_parallel(layout_name, key)
 
 
-def _model():
+def _model(optimizer="lazy_adam"):
     inputs = keras.Input((LENGTH,), dtype="int32")
     x = Embedding(
         VOCAB,
         DIM,
         name="emb",
-        sparse_optimizer="lazy_adam",
+        sparse_optimizer=optimizer,
         max_ids_per_step=BATCH * LENGTH,
     )(inputs)
     x = keras.layers.GlobalAveragePooling1D()(x)
@@ -189,3 +189,52 @@ def test_data_parallel_replicates_table_and_slots_alike():
         np.testing.assert_allclose(
             _state(model)[name], value, rtol=1e-6, atol=1e-7, err_msg=name
         )
+
+
+def _rows_distribution(accumulator_key=True):
+    # A row-wise slot has one value per row: it is sharded like the rows.
+    mesh = keras.distribution.DeviceMesh(
+        shape=(DEVICES,),
+        axis_names=["model"],
+        devices=keras.distribution.list_devices()[:DEVICES],
+    )
+    layout_map = keras.distribution.LayoutMap(mesh)
+    layout_map[".*emb/embeddings"] = ("model", None)
+    if accumulator_key:
+        layout_map[".*emb/accumulator"] = ("model",)
+    return keras.distribution.ModelParallel(
+        layout_map=layout_map, batch_dim_name="model"
+    )
+
+
+def test_rowwise_adagrad_sharded_by_rows_matches_one_device():
+    reference = _model("rowwise_adagrad")
+    distribution = _rows_distribution()
+    with distribution.scope():
+        model = _model("rowwise_adagrad")
+        model.set_weights(reference.get_weights())
+    _fit(reference)
+    with distribution.scope():
+        _fit(model)
+    expected, found = _state(reference), _state(model)
+    assert expected["accumulator"].shape == (VOCAB,)
+    assert np.all(expected["accumulator"][:20] > 0)
+    for name in expected:
+        np.testing.assert_allclose(
+            found[name], expected[name], rtol=1e-6, atol=1e-7, err_msg=name
+        )
+    layer = model.get_layer("emb")
+    rows = VOCAB // DEVICES
+    assert {s for _, _, s in _shards(layer.embeddings)} == {(rows, DIM)}
+    accumulator = layer.storage.slots["accumulator"]
+    assert {s for _, _, s in _shards(accumulator)} == {(rows,)}
+
+
+def test_a_row_wise_slot_without_its_layout_is_refused():
+    with _rows_distribution(accumulator_key=False).scope():
+        with pytest.raises(
+            ValueError,
+            match=r"emb/accumulator.*layout_map\[\".\*emb/accumulator\"\] "
+            r"= \('model',\)",
+        ):
+            _model("rowwise_adagrad")

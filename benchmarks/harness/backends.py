@@ -27,6 +27,8 @@ COMPILER = {
 # TensorFlow also runs tf.function(jit_compile=True): what Keras' fit and
 # predict use there by default.
 XLA_MODE = "compiled_xla"
+# Set by `limit_threads`, so harness/memory.py's children limit theirs too.
+THREADS_ENV = "KERAS_EMBED_BENCH_THREADS"
 
 
 def name():
@@ -96,6 +98,7 @@ def limit_threads(count):
     parallel kernel then waits for it at a barrier: timings swing by 100x.
     """
     backend = name()
+    os.environ[THREADS_ENV] = str(count)
     if backend == "tensorflow":
         import tensorflow as tf
 
@@ -104,6 +107,8 @@ def limit_threads(count):
     elif backend == "jax":
         # Read when JAX creates its CPU client, at the first computation.
         flags = os.environ.get("XLA_FLAGS", "")
+        if "intra_op_parallelism_threads" in flags:
+            return  # inherited from the process that started this one
         os.environ["XLA_FLAGS"] = (
             f"{flags} --xla_cpu_multi_thread_eigen=false "
             f"intra_op_parallelism_threads={count}"

@@ -26,6 +26,34 @@ def peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale
 
 
+def current_rss_mb():
+    """This process's resident memory now (Linux; None elsewhere)."""
+    return _status_mb("VmRSS")
+
+
+def reset_peak_rss():
+    """Restarts this process's peak RSS at its current RSS (Linux), so a
+    forked child's peak is its own, not the zygote's; False where the
+    kernel does not allow it."""
+    try:
+        with open("/proc/self/clear_refs", "w") as file:
+            file.write("5")
+    except OSError:
+        return False
+    return True
+
+
+def _status_mb(field):
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 2**10
+    except OSError:
+        pass
+    return None
+
+
 def isolated(target, specs, inline=False):
     """`target(spec)` ('module:function', returning a JSON-able dict) for
     each spec, each in a fresh forked child; returns their results, or
@@ -87,6 +115,11 @@ def _forked(target, spec):
 if __name__ == "__main__":
     import keras  # noqa: F401  (imported once, before forking)
 
+    from benchmarks.harness import backends
+
+    # The parent's thread limit (before any backend op: children inherit it).
+    if os.environ.get(backends.THREADS_ENV):
+        backends.limit_threads(int(os.environ[backends.THREADS_ENV]))
     target = sys.argv[1]
     importlib.import_module(target.split(":")[0])
     for spec in json.load(sys.stdin):

@@ -21,6 +21,7 @@ SUITES = (
     "id_checks",
     "training",
     "row_sparse",
+    "row_updates",
     "embedding_bag",
     "quantization",
     "word_vectors",

@@ -13,6 +13,7 @@ from keras_embed.row_sparse.optimizers import SGD
 from keras_embed.row_sparse.optimizers import Adagrad
 from keras_embed.row_sparse.optimizers import LazyAdam
 from keras_embed.row_sparse.optimizers import RowOptimizer
+from keras_embed.row_sparse.optimizers import RowwiseAdagrad
 from keras_embed.row_sparse.optimizers import get
 from keras_embed.row_sparse.optimizers import serialize
 from keras_embed.row_sparse.storage import RowSparseStorage
@@ -27,6 +28,7 @@ __all__ = [
     "RowSparseFlush",
     "RowSparseStorage",
     "RowSparseTable",
+    "RowwiseAdagrad",
     "check_max_ids_per_step",
     "flush_model",
     "get",

@@ -19,6 +19,8 @@ class RowOptimizer:
 
     Subclasses name their per-row state in `slots` (a dict of slot name to
     initializer) and implement `update`, which sees only the touched rows.
+    A slot holds one value per table element unless `slot_shape` says
+    otherwise (e.g. one value per row, `RowwiseAdagrad`).
     """
 
     @property
@@ -35,14 +37,20 @@ class RowOptimizer:
             minimum=0,
         )
 
+    def slot_shape(self, name: str, output_dim: int) -> tuple[int, ...]:
+        """The shape of one row's share of slot `name`: `(output_dim,)`
+        (the default), or `()` for one value per row."""
+        return (output_dim,)
+
     def update(
         self, rows: Any, grads: Any, slots: dict[str, Any], step: Any
     ) -> tuple[Any, dict[str, Any]]:
         """Returns `(new_rows, new_slots)` for the touched rows.
 
         `rows` and `grads` are `(k, output_dim)`, `slots` a dict of
-        `(k, output_dim)` tensors, `step` the 1-based float32 count of
-        updates this table has received, this one included.
+        `(k, *slot_shape(name, output_dim))` tensors, `step` the 1-based
+        float32 count of updates this table has received, this one
+        included.
         """
         raise NotImplementedError
 
@@ -115,6 +123,51 @@ class Adagrad(RowOptimizer):
 
 
 @keras.saving.register_keras_serializable(package="keras_embed")
+class RowwiseAdagrad(RowOptimizer):
+    """Adagrad with one accumulator per row, as FBGEMM's
+    `EXACT_ROWWISE_ADAGRAD`: `acc += mean(grad**2)` over the row;
+    `row -= learning_rate * grad / (sqrt(acc) + epsilon)`.
+
+    Its state is `input_dim` floats instead of `input_dim * output_dim`.
+    The defaults are FBGEMM's (`learning_rate=0.01`, accumulators start at
+    0, `epsilon=1e-8`, outside the square root).
+    """
+
+    def __init__(
+        self, learning_rate=0.01, initial_accumulator_value=0.0, epsilon=1e-8
+    ):
+        super().__init__(learning_rate)
+        self.initial_accumulator_value = float(initial_accumulator_value)
+        self.epsilon = float(epsilon)
+
+    @property
+    def slots(self):
+        return {
+            "accumulator": keras.initializers.Constant(
+                self.initial_accumulator_value
+            )
+        }
+
+    def slot_shape(self, name, output_dim):
+        return ()
+
+    def update(self, rows, grads, slots, step):
+        accumulator = slots["accumulator"] + ops.mean(
+            ops.square(grads), axis=-1
+        )
+        step_size = self.learning_rate / (ops.sqrt(accumulator) + self.epsilon)
+        new_rows = rows - ops.expand_dims(step_size, -1) * grads
+        return new_rows, {"accumulator": accumulator}
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "initial_accumulator_value": self.initial_accumulator_value,
+            "epsilon": self.epsilon,
+        }
+
+
+@keras.saving.register_keras_serializable(package="keras_embed")
 class LazyAdam(RowOptimizer):
     """Adam on the touched rows only; untouched rows keep their moments.
 
@@ -161,7 +214,12 @@ class LazyAdam(RowOptimizer):
         }
 
 
-_BY_NAME = {"sgd": SGD, "adagrad": Adagrad, "lazy_adam": LazyAdam}
+_BY_NAME = {
+    "sgd": SGD,
+    "adagrad": Adagrad,
+    "rowwise_adagrad": RowwiseAdagrad,
+    "lazy_adam": LazyAdam,
+}
 
 
 def get(identifier: Any) -> RowOptimizer:
@@ -177,8 +235,9 @@ def get(identifier: Any) -> RowOptimizer:
     if isinstance(identifier, keras.optimizers.Optimizer):
         return _from_keras_optimizer(identifier)
     raise ValueError(
-        "`sparse_optimizer` must be one of 'sgd', 'adagrad', 'lazy_adam', a "
-        "keras_embed.row_sparse optimizer (SGD, Adagrad, LazyAdam) or a "
+        "`sparse_optimizer` must be one of 'sgd', 'adagrad', "
+        "'rowwise_adagrad', 'lazy_adam', a keras_embed.row_sparse optimizer "
+        "(SGD, Adagrad, RowwiseAdagrad, LazyAdam) or a "
         "keras.optimizers SGD (no momentum), Adagrad or Adam, but received "
         f"{identifier!r}."
     )
@@ -210,8 +269,8 @@ def _from_keras_optimizer(optimizer):
             "scaling, momentum, nesterov or amsgrad (they have no row-wise "
             f"equivalent here), but received {name} with "
             f"{', '.join(unsupported) or 'an unsupported class'}. Pass "
-            "'sgd', 'adagrad', 'lazy_adam' or a keras_embed.row_sparse "
-            "optimizer."
+            "'sgd', 'adagrad', 'rowwise_adagrad', 'lazy_adam' or a "
+            "keras_embed.row_sparse optimizer."
         )
     # Keras keeps the rate in a float32 variable: 0.2 reads 0.20000000298.
     learning_rate = float(str(np.float32(config["learning_rate"])))

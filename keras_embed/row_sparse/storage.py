@@ -7,7 +7,6 @@ files of such a layer hold the table and all that state, in creation
 order: they are keras_embed's own.
 """
 
-from keras import ops
 
 from keras_embed.row_sparse.table import RowSparseTable
 from keras_embed.storage import Storage
@@ -85,7 +84,7 @@ class RowSparseStorage(Storage):
         return self.table.iterations
 
     def rows(self, ids):
-        return ops.take(self.variables["embeddings"], ids, axis=0)
+        return self.table.read_rows(ids)
 
     def float_table(self):
         return self.variables["embeddings"]

@@ -1,7 +1,8 @@
 """`RowSparseTable`: the variables and the deferred update of one
 row-sparse embedding table.
 
-How one step flows, on every backend, in `keras.ops` only:
+How one step flows, on every backend, in `keras.ops` (rows are read and
+written in place through `_inplace`, on TensorFlow and PyTorch):
 
 1. A training call looks the ids up in the table, which is a
    *non-trainable* variable (the model's optimizer never sees it), and
@@ -15,7 +16,7 @@ How one step flows, on every backend, in `keras.ops` only:
    the loss scale (so `LossScaleOptimizer` and skipped steps are handled).
 2. The next lookup, training or not, first applies that pending gradient:
    it sums the gradients of duplicate ids, runs the row-wise optimizer on
-   those rows only and scatters them back into the table and the optimizer
+   those rows only and writes them back into the table and the optimizer
    state. `flush()` does the same eagerly; the layer flushes before saving.
 
 The update of step t is therefore applied at the start of step t+1, before
@@ -28,6 +29,7 @@ from keras import ops
 
 from keras_embed import _ids
 from keras_embed._validation import positive_int
+from keras_embed.row_sparse import _inplace
 
 # Step serial numbers cycle below this bound so float32 holds them exactly.
 _SERIAL_PERIOD = 2**20
@@ -59,19 +61,25 @@ def check_slot_layouts(embeddings, slots):
     distribution = keras.distribution.distribution()
     if distribution is None:
         return
-    expected = tuple(distribution.get_variable_layout(embeddings).axes)
+    table_axes = tuple(distribution.get_variable_layout(embeddings).axes)
+    layer_path = embeddings.path.rsplit("/", 1)[0]
     for slot in slots.values():
+        # A slot of one value per row is sharded like the table's rows.
+        expected = table_axes[: len(slot.shape)]
         found = tuple(distribution.get_variable_layout(slot).axes)
-        if found != expected:
+        if found == expected:
+            continue
+        if len(expected) == len(table_axes):
             names = "|".join(["embeddings", *slots])
-            layer_path = embeddings.path.rsplit("/", 1)[0]
-            raise ValueError(
-                f"The row-sparse optimizer slot '{slot.path}' has layout "
-                f"{found} but its table '{embeddings.path}' has {expected}: "
-                "the slots must be sharded like the table. Give the "
-                "LayoutMap one key matching the table and its slots, e.g. "
-                f'layout_map[".*{layer_path}/({names})"] = {expected}.'
-            )
+            key = f'layout_map[".*{layer_path}/({names})"] = {expected}'
+        else:
+            key = f'layout_map[".*{slot.path}"] = {expected}'
+        raise ValueError(
+            f"The row-sparse optimizer slot '{slot.path}' has layout "
+            f"{found} but its table '{embeddings.path}' has {table_axes}: "
+            "the slots must be sharded like the table. Give the LayoutMap "
+            f"a key matching the table and its slots, e.g. {key}."
+        )
 
 
 class RowSparseTable:
@@ -90,7 +98,8 @@ class RowSparseTable:
 
     Attributes:
         slots: Dict of the optimizer state variables by slot name, each
-            `(input_dim, output_dim)`.
+            `(input_dim, output_dim)`, or `(input_dim,)` for a slot of one
+            value per row (`optimizer.slot_shape`).
         iterations: int32 variable, the number of updates applied.
     """
 
@@ -149,7 +158,7 @@ class RowSparseTable:
         self.iterations = counters["iterations"]
         self.slots = {
             name: add_weight(
-                shape=(input_dim, output_dim),
+                shape=(input_dim, *optimizer.slot_shape(name, output_dim)),
                 initializer=initializer,
                 name=name,
                 trainable=False,
@@ -166,6 +175,15 @@ class RowSparseTable:
         # Compiled code cannot branch on `pending`; it runs the update with
         # every row masked out, which rewrites one row with itself.
         self._apply(pending)
+
+    def read_rows(self, ids):
+        """The rows of valid integer `ids`. A table written in place is
+        read row by row: on TensorFlow a dense read of such a variable
+        copies all of it."""
+        native = _inplace.native_storage(self.embeddings) is not None
+        if self.whole_table_update or not native:
+            return ops.take(self.embeddings, ids, axis=0)
+        return _inplace.take_rows(self.embeddings, ids)
 
     def capture_gradient(self, ids, keep):
         """Zeros shaped like the rows of `ids` whose gradient lands in
@@ -243,9 +261,7 @@ class RowSparseTable:
         size = self.sentinel + 1
         summed = _segment_sum(grads, ids, size)[:-1]
         counts = _segment_sum(ops.ones_like(ids, "float32"), ids, size)[:-1]
-        touched = ops.expand_dims(
-            ops.logical_and(ops.greater(counts, 0), pending), -1
-        )
+        touched = ops.logical_and(ops.greater(counts, 0), pending)
         step = self.iterations.value + ops.cast(pending, "int32")
         rows = self.embeddings.value
         slot_rows = {name: slot.value for name, slot in self.slots.items()}
@@ -268,9 +284,9 @@ class RowSparseTable:
         first = ops.where(valid[0], unique_ids[0], 0)
         targets = ops.cast(ops.where(valid, unique_ids, first), ids.dtype)
         step = self.iterations.value + ops.cast(pending, "int32")
-        rows = ops.take(self.embeddings, targets, axis=0)
+        rows = _inplace.take_rows(self.embeddings, targets)
         slot_rows = {
-            name: ops.take(slot, targets, axis=0)
+            name: _inplace.take_rows(slot, targets)
             for name, slot in self.slots.items()
         }
         new_rows, new_slot_rows = self.optimizer.update(
@@ -278,7 +294,6 @@ class RowSparseTable:
         )
         if self.constraint is not None:
             new_rows = self.constraint(new_rows)
-        targets = ops.expand_dims(targets, -1)
         _scatter(self.embeddings, targets, valid, rows, new_rows)
         for name, slot in self.slots.items():
             _scatter(slot, targets, valid, slot_rows[name], new_slot_rows[name])
@@ -297,14 +312,15 @@ def _segment_sum(values, ids, size):
 
 
 def _where(variable, touched, new, old):
+    touched = ops.reshape(touched, (-1,) + (1,) * (len(variable.shape) - 1))
     variable.assign(ops.where(touched, ops.cast(new, variable.dtype), old))
 
 
 def _scatter(variable, targets, valid, old, new):
     new = ops.cast(new, variable.dtype)
-    filler = ops.where(valid[0], new[:1], old)
-    new = ops.where(ops.expand_dims(valid, -1), new, filler)
-    variable.assign(ops.scatter_update(variable.value, targets, new))
+    filler = ops.where(valid[0], new[:1], old[:1])
+    valid = ops.reshape(valid, (-1,) + (1,) * (len(new.shape) - 1))
+    _inplace.write_rows(variable, targets, ops.where(valid, new, filler))
 
 
 def _sum_duplicates(ids, grads, sentinel):
