@@ -50,7 +50,7 @@ def hash_ids(keys, num_buckets, seed=0):
     """
     num_buckets = check_num_buckets(num_buckets, "num_buckets")
     seed = check_seed(seed)
-    keys = as_int64_keys(keys, "hash_ids")
+    keys = as_int64_keys(keys, "`hash_ids`")
     low, high = _words(keys)
     buckets = _fastrange(murmur3_words(low, high, seed), num_buckets)
     return buckets.reshape(keys.shape)
@@ -95,7 +95,7 @@ def key_halves(keys):
     Returns:
         An int32 array of shape `keys.shape + (2,)`.
     """
-    low, high = _words(as_int64_keys(keys, "key_halves"))
+    low, high = _words(as_int64_keys(keys, "`key_halves`"))
     return np.stack([low.view(np.int32), high.view(np.int32)], axis=-1)
 
 
@@ -117,7 +117,8 @@ def murmur3_words(low, high, seed):
 
 
 def as_int64_keys(keys, caller):
-    """`keys` as an int64 array, or TypeError/ValueError saying why not."""
+    """`keys` as an int64 array, or TypeError/ValueError saying why not;
+    `caller` (e.g. "Layer 'hashed'") begins the messages."""
     if isinstance(keys, (list, tuple, int)) and not isinstance(keys, bool):
         # NumPy reads [-1, 2**64 - 1] as float64: Python ints go one by one.
         objects = np.asarray(keys, dtype=object)
@@ -127,7 +128,7 @@ def as_int64_keys(keys, caller):
         array = np.asarray(keys)
     except (ValueError, OverflowError) as error:
         raise ValueError(
-            f"`{caller}` expects integer keys, but could not read "
+            f"{caller} expects integer keys, but could not read "
             f"{type(keys).__name__} {keys!r:.80} as an array: {error}. Pass "
             "keys that fit in int64."
         ) from None
@@ -153,7 +154,7 @@ def float_keys(array, caller):
     if bad.any():
         position = tuple(int(i) for i in np.argwhere(bad)[0])
         raise ValueError(
-            f"`{caller}` received the float key {array[position].item()!r} "
+            f"{caller} received the float key {array[position].item()!r} "
             f"at position {position} ({int(bad.sum())} such key"
             f"{'s' if bad.sum() > 1 else ''} in all), dtype "
             f"{array.dtype.name}. Float keys must be whole numbers in "
@@ -165,7 +166,7 @@ def float_keys(array, caller):
 
 def not_keys_error(caller, dtype):
     return TypeError(
-        f"`{caller}` expects integer keys, but received keys of dtype "
+        f"{caller} expects integer keys, but received keys of dtype "
         f"{dtype}. Turn strings into integer keys with "
         "`keras_embed.string_keys(strings)` (FNV-1a 64, the same on every "
         "backend) and pass those."
@@ -232,7 +233,7 @@ def _python_int_keys(array, caller):
     outside = [v for v in flat if not -(2**63) <= v < 2**64]
     if outside:
         raise ValueError(
-            f"`{caller}` received integer keys outside 64 bits (e.g. "
+            f"{caller} received integer keys outside 64 bits (e.g. "
             f"{outside[0]}). Keys must be int64 values, or uint64 values "
             "(hashed by their bits)."
         )
