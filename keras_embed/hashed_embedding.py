@@ -81,7 +81,10 @@ class HashedEmbedding(keras.layers.Layer):
         importance_buckets: Rows of the importance table ("weighted" only);
             defaults to `num_buckets`.
         importance_initializer: Initializer of the importance weights;
-            "ones" starts as the plain sum.
+            None (default) is the constant 0.1: keys that training rarely
+            sees then stay near a zero vector instead of taking on the
+            full rows of the frequent keys they collide with (+0.003 AUC
+            over "ones", which starts as the plain sum; docs/hashing.md).
         key_halves: If True, the inputs are `keras_embed.key_halves(keys)`:
             int32 `(..., 2)`, the low and high 32 bits of each key.
         sparse_optimizer: Row-sparse training of the shared table, as
@@ -133,7 +136,7 @@ class HashedEmbedding(keras.layers.Layer):
         *,
         seed=0,
         importance_buckets=None,
-        importance_initializer="ones",
+        importance_initializer=None,
         key_halves=False,
         sparse_optimizer=None,
         max_ids_per_step=None,
@@ -173,6 +176,8 @@ class HashedEmbedding(keras.layers.Layer):
         self.mask_zero = mask_zero
         self.seed = seed
         self.importance_buckets = importance_buckets
+        if importance_initializer is None:
+            importance_initializer = initializers.Constant(0.1)
         self.importance_initializer = initializers.get(importance_initializer)
         self.key_halves = bool(key_halves)
         self.supports_masking = mask_zero

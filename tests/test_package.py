@@ -83,13 +83,17 @@ def test_public_api():
         "DenseTable",
         "Embedding",
         "EmbeddingBag",
+        "HashedEmbedding",
         "InvalidIdCheck",
         "LookupTable",
         "PretrainedVectors",
         "ReversibleEmbedding",
         "RowSparseFlush",
+        "hash_ids",
+        "key_halves",
         "load_word_vectors",
         "row_sparse",
+        "string_keys",
         "tables",
     ]
     assert keras_embed.row_sparse.__all__ == [
@@ -113,6 +117,7 @@ def test_public_api():
         keras_embed.Embedding,
         keras_embed.ReversibleEmbedding,
         keras_embed.EmbeddingBag,
+        keras_embed.HashedEmbedding,
         *row_optimizers,
     )
     for layer in registered:

@@ -23,6 +23,7 @@ SUITES = (
     "row_sparse",
     "embedding_bag",
     "quantization",
+    "hashing",
 )
 
 
