@@ -264,6 +264,8 @@ class HashedEmbedding(keras.layers.Layer):
     def __call__(self, inputs, *args, **kwargs):
         halves = self._host_halves(inputs)
         if halves is None:
+            # Checked before Keras wraps errors raised inside `call`.
+            self._check_tensor_keys(inputs)
             return super().__call__(inputs, *args, **kwargs)
         # NumPy keys are split on the host: JAX without x64 would wrap int64
         # keys beyond int32 when Keras converts them.
@@ -333,6 +335,18 @@ class HashedEmbedding(keras.layers.Layer):
                 f"received dtype {dtype}, shape {tuple(shape)}."
             )
         return dtype
+
+    def _check_tensor_keys(self, inputs):
+        """Raises for non-numeric keys and, where they hold values, for
+        float keys that are not whole numbers in int32 range."""
+        if not hasattr(inputs, "dtype") or not hasattr(inputs, "shape"):
+            return
+        dtype = self._check_dtype(inputs.dtype, inputs.shape, self.key_halves)
+        if "float" in dtype and not isinstance(inputs, keras.KerasTensor):
+            flat = inputs.flat_values if is_ragged(inputs) else inputs
+            values = _ids.concrete_value(flat)
+            if values is not None:
+                hashing.float_keys(values, f"Layer '{self.name}'")
 
     def _host_halves(self, inputs):
         """NumPy/Python keys as int32 halves, checked; None for tensors."""
