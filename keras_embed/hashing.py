@@ -46,7 +46,7 @@ def hash_ids(keys, num_buckets, seed=0):
     Example:
 
     >>> hash_ids([0, -1, 2**63 - 1], num_buckets=1000, seed=0)
-    array([...])
+    array([388, 384, 509])
     """
     num_buckets = check_num_buckets(num_buckets, "num_buckets")
     seed = check_seed(seed)
