@@ -252,7 +252,7 @@ class HashedEmbedding(keras.layers.Layer):
 
     def bucket_ids(self, inputs):
         """The table rows `(..., num_hashes)` that the keys read, as int32:
-        `hash_ids(keys, num_buckets, seed + j)` for each hash `j`."""
+        `hash_ids(keys, num_buckets, (seed + j) % 2**32)` for hash `j`."""
         halves = self._host_halves(inputs)
         if halves is None:
             halves, keys = self.key_halves, ops.convert_to_tensor(inputs)
