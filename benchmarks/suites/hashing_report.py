@@ -31,8 +31,11 @@ def report(paths, markdown_path, plot_path=None):
             )
     with open(markdown_path, "w") as file:
         file.write(_table(found, machines))
-    if plot_path:
-        _plot(found, plot_path)
+    if plot_path and found:
+        # One backend per plot: the first file's.
+        _plot(
+            [r for r in found if r["backend"] == found[0]["backend"]], plot_path
+        )
 
 
 def _table(found, machines):
@@ -46,20 +49,21 @@ def _table(found, machines):
         "",
         *[f"- {m}" for m in machines],
         "",
-        "| V | layer | compression | parameters | AUC | AUC - full | "
-        "log-loss | Bayes AUC | step ms | ratio | peak RSS MB |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| backend | V | layer | compression | parameters | AUC | "
+        "AUC - full | log-loss | Bayes AUC | step ms | ratio | peak RSS MB |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- "
+        "| --- |",
     ]
     full = {
-        r["params"]["vocab"]: r["params"]["auc"]
+        (r["backend"], r["params"]["vocab"]): r["params"]["auc"]
         for r in found
         if r["impl"] == BASELINE
     }
     for r in found:
         p = r["params"]
-        gap = p["auc"] - full.get(p["vocab"], float("nan"))
+        gap = p["auc"] - full.get((r["backend"], p["vocab"]), float("nan"))
         lines.append(
-            f"| {p['vocab']:.0e} | {p['layer']} | "
+            f"| {r['backend']} | {p['vocab']:.0e} | {p['layer']} | "
             f"{p['actual_compression']:.0f}x | {p['parameters']:,} | "
             f"{p['auc']:.4f} | {gap:+.4f} | {p['log_loss']:.4f} | "
             f"{p['bayes_auc']:.4f} | {r['median_ms']:.1f} | "
@@ -104,7 +108,7 @@ def _plot(found, path):
                 p["auc"] - 0.005, color="black", ls=":", label="full - 0.005"
             )
             title += f" (Bayes-optimal AUC {p['bayes_auc']:.3f})"
-        ax.set_title(title, fontsize=10)
+        ax.set_title(f"{title}\n{picked[0]['backend']}", fontsize=10)
         ax.set_xscale("log")
         ax.set_xlabel("embedding parameters")
         ax.set_ylabel("held-out AUC")
