@@ -16,16 +16,18 @@ def report(paths, markdown_path, plot_path=None):
     line per layer."""
     import json
 
-    found, machines = [], []
+    found, machines, plotted = [], [], []
     for path in paths:
         with open(path) as file:
             doc = json.load(file)
         picked = [r for r in doc["records"] if r["suite"] == "hashing"]
         found += picked
+        plotted = plotted or picked
         if picked:
             m = doc["machine"]
             machines.append(
-                f"{path}: {doc['backend']}, {m['device']}, {m['cpu_count']} x "
+                f"{path}: {doc['backend']}, {doc['grid']} grid, {m['device']}, "
+                f"{m['cpu_count']} x "
                 f"{m['cpu_model']}, load {m['load_average'][0]:.1f}, "
                 f"{m['date']}"
             )
@@ -49,21 +51,26 @@ def _table(found, machines):
         "",
         *[f"- {m}" for m in machines],
         "",
-        "| backend | V | layer | compression | parameters | AUC | "
+        "| backend | V | examples | layer | compression | parameters | AUC | "
         "AUC - full | log-loss | Bayes AUC | step ms | ratio | peak RSS MB |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- "
-        "| --- |",
+        "| --- | --- |",
     ]
     full = {
-        (r["backend"], r["params"]["vocab"]): r["params"]["auc"]
+        (r["backend"], r["params"]["vocab"], r["params"]["train"]): r["params"][
+            "auc"
+        ]
         for r in found
         if r["impl"] == BASELINE
     }
     for r in found:
         p = r["params"]
-        gap = p["auc"] - full.get((r["backend"], p["vocab"]), float("nan"))
+        gap = p["auc"] - full.get(
+            (r["backend"], p["vocab"], p["train"]), float("nan")
+        )
         lines.append(
-            f"| {r['backend']} | {p['vocab']:.0e} | {p['layer']} | "
+            f"| {r['backend']} | {p['vocab']:.0e} | {p['train']:.0e} | "
+            f"{p['layer']} | "
             f"{p['actual_compression']:.0f}x | {p['parameters']:,} | "
             f"{p['auc']:.4f} | {gap:+.4f} | {p['log_loss']:.4f} | "
             f"{p['bayes_auc']:.4f} | {r['median_ms']:.1f} | "
