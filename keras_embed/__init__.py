@@ -4,6 +4,10 @@ from keras_embed import row_sparse
 from keras_embed import storage
 from keras_embed.embedding import Embedding
 from keras_embed.embedding_bag import EmbeddingBag
+from keras_embed.hashed_embedding import HashedEmbedding
+from keras_embed.hashing import hash_ids
+from keras_embed.hashing import key_halves
+from keras_embed.hashing import string_keys
 from keras_embed.invalid_ids import InvalidIdCheck
 from keras_embed.invalid_ids import InvalidIdCount
 from keras_embed.lora_storage import LoraStorage
@@ -20,6 +24,7 @@ __all__ = [
     "Embedding",
     "EmbeddingBag",
     "FloatStorage",
+    "HashedEmbedding",
     "InvalidIdCheck",
     "InvalidIdCount",
     "LoraStorage",
@@ -29,8 +34,11 @@ __all__ = [
     "ReversibleEmbedding",
     "RowSparseFlush",
     "Storage",
+    "hash_ids",
+    "key_halves",
     "load_word_vectors",
     "row_sparse",
     "storage",
+    "string_keys",
 ]
 __version__ = "0.3.0.dev0"

@@ -142,7 +142,10 @@ class Embedding(keras.layers.Layer):
             non-trainable weight `invalid_id_count` (as keras_embed 0.2.0),
             which every stateless step carries, so JAX `predict` counts
             too and logs are Keras's, but the layer has that one weight
-            more than `keras.layers.Embedding`.
+            more than `keras.layers.Embedding`. `None`: no count, for a
+            layer composed into one that validates the ids itself (a
+            `HashedEmbedding`'s table, whose bucket ids are valid by
+            construction); the outer layer counts.
         **kwargs: Base layer arguments such as `name`, `dtype` and
             `trainable`.
 
@@ -295,7 +298,7 @@ class Embedding(keras.layers.Layer):
             self._install(storage)
         if self.invalid_id_counter == "metric":
             self.invalid_id_metric = invalid_ids.InvalidIdCount(self.name)
-        else:
+        elif self.invalid_id_counter == "variable":
             self._invalid_id_variable = self.add_weight(
                 shape=(),
                 initializer="zeros",
@@ -517,15 +520,24 @@ class Embedding(keras.layers.Layer):
         count = _ids.count_invalid(valid)
         if self.invalid_id_counter == "metric":
             self.invalid_id_metric.update_state(count)
-        else:
+        elif self.invalid_id_counter == "variable":
             self._invalid_id_variable.assign(self._invalid_id_variable + count)
+
+    @property
+    def valid_ids_rule(self):
+        """Which ids are valid, and the fix, as error messages say it."""
+        return (
+            "Ids must be whole numbers in [0, input_dim) = [0, "
+            f"{self.input_dim}). Set input_dim to the largest id + 1, or fix "
+            "the ids"
+        )
 
     @property
     def invalid_id_count(self):
         """How many invalid ids this layer has looked up as zeros since it
         was built or last reset (compiled calls cannot raise on them; see
         `keras_embed.invalid_ids`). 0 before the layer is built."""
-        if not self.built:
+        if not self.built or self.invalid_id_counter is None:
             return 0
         if self.invalid_id_counter == "metric":
             return int(ops.convert_to_numpy(self.invalid_id_metric.total))
@@ -537,7 +549,7 @@ class Embedding(keras.layers.Layer):
             return
         if self.invalid_id_counter == "metric":
             self.invalid_id_metric.reset_total()
-        else:
+        elif self.invalid_id_counter == "variable":
             self._invalid_id_variable.assign(0)
 
     def flush(self):

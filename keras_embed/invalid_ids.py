@@ -40,7 +40,9 @@ COUNTERS = ("metric", "variable")
 
 
 def check_counter(counter):
-    if counter not in COUNTERS:
+    # None is for a layer composed into another that validates the ids
+    # itself (a HashedEmbedding's table): the outer layer counts.
+    if counter is not None and counter not in COUNTERS:
         raise ValueError(
             f"`invalid_id_counter` must be one of {COUNTERS}, but received "
             f"{counter!r}. Pass 'metric' (the default: a metric shown in "
@@ -178,10 +180,9 @@ class InvalidIdCheck(keras.callbacks.Callback):
             raise ValueError(
                 f"Layer '{layer.name}' looked up {new} invalid "
                 f"id{'s' if new > 1 else ''} as zero vectors in {mode} "
-                f"batch {batch}. Ids must be whole numbers in [0, "
-                f"input_dim) = [0, {layer.input_dim}). Set input_dim to the "
-                "largest id + 1, or fix the ids; calling the layer eagerly "
-                "on the batch names the first invalid id and its position."
+                f"batch {batch}. {layer.valid_ids_rule}; calling the layer "
+                "eagerly on the batch names the first invalid id and its "
+                "position."
             )
 
 

@@ -1,22 +1,17 @@
-import contextvars
-
 import keras
 from keras import ops
 
 from keras_embed import _padding
 from keras_embed import features
 from keras_embed import quantized_storage
+from keras_embed._call_context import CallFact
 from keras_embed._validation import positive_number
 from keras_embed.embedding import Embedding
 from keras_embed.embedding import deserialize_quantization_config
 from keras_embed.embedding import not_implemented
 
-# The reversible layers inside a reverse call, on this thread. Keras asks
-# `compute_mask` for a call's output mask with the call's first argument
-# only, and has no public way for `call` to attach a mask (Keras's own
-# ReversibleEmbedding uses a private helper); so whether a call reverses
-# travels on the call stack, never on the instance.
-_REVERSING = contextvars.ContextVar("keras_embed_reversing", default=())
+# Whether a call reverses: `compute_mask` cannot see the call's arguments.
+_REVERSING = CallFact("reversing")
 
 
 @keras.saving.register_keras_serializable(package="keras_embed")
@@ -192,11 +187,8 @@ class ReversibleEmbedding(Embedding):
     def __call__(self, inputs, *args, **kwargs):
         if not kwargs.get("reverse"):
             return super().__call__(inputs, *args, **kwargs)
-        token = _REVERSING.set((*_REVERSING.get(), id(self)))
-        try:
+        with _REVERSING.during(self):
             return super().__call__(inputs, *args, **kwargs)
-        finally:
-            _REVERSING.reset(token)
 
     def _checked_call_inputs(self, inputs, kwargs):
         if kwargs.get("reverse"):
@@ -276,7 +268,7 @@ class ReversibleEmbedding(Embedding):
             getattr(self, name).assign(value)
 
     def compute_mask(self, inputs, mask=None):
-        if id(self) in _REVERSING.get():
+        if _REVERSING.holds(self):
             # As Keras: logits carry no mask.
             return None
         return super().compute_mask(inputs, mask)

@@ -177,6 +177,7 @@ def test_public_api():
         "Embedding",
         "EmbeddingBag",
         "FloatStorage",
+        "HashedEmbedding",
         "InvalidIdCheck",
         "InvalidIdCount",
         "LoraStorage",
@@ -186,9 +187,12 @@ def test_public_api():
         "ReversibleEmbedding",
         "RowSparseFlush",
         "Storage",
+        "hash_ids",
+        "key_halves",
         "load_word_vectors",
         "row_sparse",
         "storage",
+        "string_keys",
     ]
     assert keras_embed.row_sparse.__all__ == [
         "SGD",
@@ -215,6 +219,7 @@ def test_public_api():
         keras_embed.Embedding,
         keras_embed.ReversibleEmbedding,
         keras_embed.EmbeddingBag,
+        keras_embed.HashedEmbedding,
         *row_optimizers,
     )
     for layer in registered:

@@ -26,6 +26,7 @@ SUITES = (
     "quantization",
     "word_vectors",
     "recommender",
+    "hashing",
 )
 
 

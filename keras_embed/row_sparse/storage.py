@@ -7,7 +7,6 @@ files of such a layer hold the table and all that state, in creation
 order: they are keras_embed's own.
 """
 
-
 from keras_embed.row_sparse.table import RowSparseTable
 from keras_embed.storage import Storage
 
