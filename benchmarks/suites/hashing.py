@@ -11,9 +11,11 @@ Each layer is one entry of `LAYERS`: `factory(vocab, dim, budget)` returns
 `(layer, feed)`, a layer with at most `budget` parameters and the input
 it reads: "ids" (dense ids in [0, vocab), as `Embedding`) or "halves"
 (each id's random 64-bit key as `keras_embed.key_halves`, exact on every
-backend, JAX's 32-bit mode included). The lead adds
-`QuotientRemainderEmbedding` as one more entry ("quotient_remainder",
-feed "ids"); nothing else changes.
+backend, JAX's 32-bit mode included). `QuotientRemainderEmbedding`
+("quotient_remainder", feed "ids") uses `operation="multiply"` with the
+fewest collisions the budget allows; where two full-width tables cannot fit
+(they need at least 2 sqrt(V) rows: 1000x at V=1e6), `"concatenate"`, whose
+tables are half as wide.
 
 Quality does not depend on the machine's load, timings do. Records: one
 per layer and compression, `params` holding auc, log_loss, parameters and
@@ -76,8 +78,29 @@ def _hashed(combiner, num_hashes):
     return factory
 
 
+def _quotient_remainder(vocab, dim, budget):
+    from keras_embed import QuotientRemainderEmbedding
+
+    for operation, width in (("multiply", dim), ("concatenate", dim / 2)):
+        rows = budget / width
+        # ceil(V / m) + m rows fit when m solves m**2 - rows * m + V <= 0;
+        # the smallest such m shares each quotient row among fewest ids.
+        disc = rows * rows - 4 * vocab
+        if disc < 0:
+            continue
+        m = max(1, int(np.ceil((rows - np.sqrt(disc)) / 2)))
+        while -(-vocab // m) + m > rows:
+            m += 1
+        layer = QuotientRemainderEmbedding(
+            vocab, dim, num_collisions=m, operation=operation
+        )
+        return layer, "ids"
+    raise ValueError(f"no quotient-remainder table fits {budget} parameters")
+
+
 LAYERS = {
     "embedding": _embedding,
+    "quotient_remainder": _quotient_remainder,
     "hashed_weighted": _hashed("weighted", 2),
     "hashed_sum": _hashed("sum", 2),
     "hashing_trick": _hashed("sum", 1),

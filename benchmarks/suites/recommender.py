@@ -28,7 +28,7 @@ IMPLEMENTATIONS = {"keras": keras.layers, "keras_embed": keras_embed}
 # (users, movies, dim, batch, steps per epoch, pairs, epochs timed)
 GRIDS = {
     "full": (610, 9000, 50, 64, 313, 2, 5),
-    "quick": (610, 9000, 50, 64, 313, 1, 3),
+    "quick": (610, 9000, 50, 64, 313, 2, 3),
     "tiny": (5, 7, 2, 4, 3, 1, 1),
 }
 
