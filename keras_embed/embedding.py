@@ -116,8 +116,10 @@ class Embedding(keras.layers.Layer):
             row-sparse training: each training step updates only the rows
             of the ids in its batch, with this optimizer, while the model's
             optimizer trains the rest of the model. `'sgd'`, `'adagrad'`,
-            `'lazy_adam'`, a `keras_embed.row_sparse` `SGD` / `Adagrad` /
-            `LazyAdam`, or a `keras.optimizers` `SGD` (no momentum),
+            `'rowwise_adagrad'` (one accumulator per row), `'lazy_adam'`,
+            a `keras_embed.row_sparse` `SGD` / `Adagrad` /
+            `RowwiseAdagrad` / `LazyAdam`, or a `keras.optimizers` `SGD`
+            (no momentum),
             `Adagrad` or `Adam` (made lazy). A step's update is applied when
             the layer is next called (training or not), by `flush()` and
             before saving. See docs/row_sparse.md.
