@@ -97,23 +97,53 @@ def check_ids(ids, input_dim, layer_name):
     dtype = check_id_dtype(ids.dtype, input_dim, layer_name)
     if _is_empty(ids):
         return None
-    if _in_host_memory(ids):
-        return _check_host_tensor(ids, input_dim, layer_name)
-    summary = concrete_value(_validity_summary(ids, dtype, input_dim))
-    if summary is None:
+    if is_traced(ids):
         return valid_id_mask(ids, input_dim)
+    if _in_host_memory(ids):
+        raise_for_invalid_ids(_host_values(ids), input_dim, layer_name)
+        return None
+    summary = ops.convert_to_numpy(_validity_summary(ids, dtype, input_dim))
     if _summary_is_valid(summary, dtype, input_dim):
         return None
-    raise_for_invalid_ids(concrete_value(ids), input_dim, layer_name)
+    raise_for_invalid_ids(ops.convert_to_numpy(ids), input_dim, layer_name)
     return None
 
 
-def _check_host_tensor(ids, input_dim, layer_name):
-    values = concrete_value(ids)
-    if values is None:
-        return valid_id_mask(ids, input_dim)
-    raise_for_invalid_ids(values, input_dim, layer_name)
-    return None
+def _host_values(ids):
+    """The values of eager ids in CPU memory as a NumPy array, a view of
+    their memory where the backend gives one: Keras's `convert_to_numpy`
+    copies them (23 us of a 64-id torch lookup's check; 30 us at 4096x50 on
+    JAX). Ids never require a gradient."""
+    backend = keras.backend.backend()
+    if backend in ("torch", "tensorflow") and not getattr(
+        ids, "requires_grad", False
+    ):
+        return ids.numpy()
+    if backend == "jax":
+        return np.asarray(ids)
+    return ops.convert_to_numpy(ids)
+
+
+def is_traced(x):
+    """Whether the tensor `x` is being traced or compiled, so holds no
+    values. Keras has no public flag for it; each backend's tensors tell,
+    at no cost and without building any op."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        # Only eager tensors have values to read.
+        return not hasattr(x, "numpy")
+    if backend == "torch":
+        # Keras has imported torch as its backend; nothing is imported.
+        torch = sys.modules["torch"]
+        return torch.compiler.is_compiling() or x.device.type == "meta"
+    if backend == "jax":
+        try:
+            x.devices()
+        except Exception:
+            # A tracer has no devices: reading them raises.
+            return True
+        return False
+    return concrete_value(x) is None
 
 
 def _in_host_memory(ids):

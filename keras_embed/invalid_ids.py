@@ -90,7 +90,7 @@ class InvalidIdCount(keras.metrics.Metric):
         # Counts recorded by a traced call are added only inside a traced
         # metrics update; an eager call here can only find those of a trace
         # that ran no metrics update (JAX `predict`), which are dropped.
-        if deferred and _ids.concrete_value(self.count.value) is None:
+        if deferred and _ids.is_traced(self.count.value):
             self._add(ops.sum(ops.stack(deferred)))
         return ops.convert_to_tensor(self.count)
 
