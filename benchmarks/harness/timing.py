@@ -53,3 +53,23 @@ def stats(seconds):
         "max_ms": max(seconds) * 1e3,
         "repeats": len(seconds),
     }
+
+
+def step_timer():
+    """A Keras callback recording each training step's seconds in its
+    `seconds` list; reading the loss waits for the step to finish."""
+    import keras
+
+    class StepTimer(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.seconds = []
+
+        def on_train_batch_begin(self, batch, logs=None):
+            self._start = time.perf_counter()
+
+        def on_train_batch_end(self, batch, logs=None):
+            float(logs["loss"])
+            self.seconds.append(time.perf_counter() - self._start)
+
+    return StepTimer()

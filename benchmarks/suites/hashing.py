@@ -27,7 +27,6 @@ the Bayes-optimal auc / log_loss of the planted model. Table and plot:
 
 import os
 import tempfile
-import time
 
 import keras
 import numpy as np
@@ -144,7 +143,7 @@ def measure(spec):
     layer, feed = LAYERS[spec["layer"]](spec["vocab"], DIM, budget)
     model = _model(layer, feed)
     train, test = _inputs(data, feed, "train"), _inputs(data, feed, "test")
-    timer = _StepTimer()
+    timer = timing.step_timer()
     model.fit(
         train,
         data["train_y"],
@@ -261,18 +260,3 @@ def auc(labels, scores):
 def log_loss(labels, p):
     p = np.clip(np.asarray(p, dtype=np.float64), 1e-7, 1 - 1e-7)
     return float(-np.mean(labels * np.log(p) + (1 - labels) * np.log(1 - p)))
-
-
-class _StepTimer(keras.callbacks.Callback):
-    """Seconds per training step; reading the loss waits for the step."""
-
-    def __init__(self):
-        super().__init__()
-        self.seconds = []
-
-    def on_train_batch_begin(self, batch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_train_batch_end(self, batch, logs=None):
-        float(logs["loss"])
-        self.seconds.append(time.perf_counter() - self._start)

@@ -9,7 +9,6 @@ step; a step ends when its loss is on the host, so asynchronous dispatch
 hides nothing. The first step of each timed `fit` call is dropped.
 """
 
-import time
 
 import keras
 import numpy as np
@@ -118,22 +117,9 @@ def batches(vocab, batch, steps):
     return x, rng.standard_normal((n, 1), dtype="float32")
 
 
-class _StepTimer(keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__()
-        self.seconds = []
-
-    def on_train_batch_begin(self, batch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_train_batch_end(self, batch, logs=None):
-        float(logs["loss"])
-        self.seconds.append(time.perf_counter() - self._start)
-
-
 def fit(model, x, y, batch, steps):
     """Seconds per step of a `fit` call of `steps` steps, but the first."""
-    timer = _StepTimer()
+    timer = timing.step_timer()
     model.fit(
         x,
         y,
