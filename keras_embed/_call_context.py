@@ -22,16 +22,20 @@ class CallFact:
     """
 
     def __init__(self, name):
-        self._layers = contextvars.ContextVar(f"keras_embed_{name}", default=())
+        self._active_layer_ids = contextvars.ContextVar(
+            f"keras_embed_{name}", default=()
+        )
 
     @contextlib.contextmanager
     def during(self, layer):
         """Records the fact for `layer` while the block runs."""
-        token = self._layers.set((*self._layers.get(), id(layer)))
+        token = self._active_layer_ids.set(
+            (*self._active_layer_ids.get(), id(layer))
+        )
         try:
             yield
         finally:
-            self._layers.reset(token)
+            self._active_layer_ids.reset(token)
 
     def holds(self, layer):
-        return id(layer) in self._layers.get()
+        return id(layer) in self._active_layer_ids.get()
