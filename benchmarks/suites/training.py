@@ -9,7 +9,6 @@ step; a step ends when its loss is on the host, so asynchronous dispatch
 hides nothing. The first step of each timed `fit` call is dropped.
 """
 
-
 import keras
 import numpy as np
 
