@@ -13,11 +13,29 @@ from tests.keras_models import copy_weights
 from tests.keras_models import gpt_like
 from tests.keras_models import quantize
 from tests.keras_models import specs
+from tests.testing import grid
+
+# Every mode with both tie settings and both widths, and every (tie,
+# width) pair: 8 of the 16 cases by default (each costs 5-15 s).
+_CROSS_CASES = [
+    (tie, mode, block, dim)
+    for tie in (True, False)
+    for mode, block in MODES
+    for dim in (8, 7)
+]
+_CROSS_DEFAULT = [
+    (True, "int8", None, 8), (False, "int8", None, 7),
+    (True, "int4", None, 7), (False, "int4", None, 8),
+    (True, "int4", -1, 7), (False, "int4", -1, 8),
+    (True, "int4", 4, 8), (False, "int4", 4, 7),
+]  # fmt: skip
 
 
-@pytest.mark.parametrize("dim", [8, 7], ids=["even_dim", "odd_dim"])
-@pytest.mark.parametrize("mode,block_size", MODES)
-@pytest.mark.parametrize("tie_weights", [True, False])
+@pytest.mark.parametrize(
+    "tie_weights,mode,block_size,dim",
+    grid(_CROSS_CASES, _CROSS_DEFAULT),
+    ids=lambda value: {8: "even_dim", 7: "odd_dim"}.get(value),
+)
 def test_quantized_weights_cross_with_keras(
     tmp_path, mode, block_size, tie_weights, dim
 ):

@@ -5,6 +5,25 @@ import tempfile
 
 import keras
 import numpy as np
+import pytest
+
+# Grids whose every case costs seconds run a covering subset by default
+# (each value of each axis, each pair of the two cheapest axes) and the
+# whole product with KERAS_EMBED_FULL_GRID=1, to keep `tox` inside CI's
+# time budget. Cases left out are reported as skipped, with this reason.
+FULL_GRID = os.environ.get("KERAS_EMBED_FULL_GRID") == "1"
+
+
+def grid(cases, default):
+    """`pytest.param`s for every tuple in `cases`; those not in `default`
+    run only with KERAS_EMBED_FULL_GRID=1."""
+    skip = pytest.mark.skipif(
+        not FULL_GRID, reason="full grid only: set KERAS_EMBED_FULL_GRID=1"
+    )
+    return [
+        pytest.param(*case, marks=() if case in default else skip)
+        for case in cases
+    ]
 
 
 def backend():
