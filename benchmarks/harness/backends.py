@@ -8,7 +8,7 @@ on the backend's default device (a GPU when there is one).
 
 import contextlib
 import functools
-import importlib.metadata
+import importlib
 import os
 import platform
 
@@ -36,12 +36,12 @@ def name():
 
 
 def versions():
+    # The modules' own versions, not their distributions': keras-nightly
+    # and tensorflow-cpu install `keras` and `tensorflow` under other names.
     found = {"python": platform.python_version()}
-    for package in ("keras", "numpy", name()):
-        try:
-            found[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            found[package] = None
+    for module in ("keras", "numpy", name()):
+        imported = importlib.import_module(module)
+        found[module] = getattr(imported, "__version__", None)
     return found
 
 
