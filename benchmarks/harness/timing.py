@@ -7,6 +7,8 @@ of them alike, so their ratios stay meaningful when absolute times do not.
 import statistics
 import time
 
+import keras
+
 from benchmarks.harness import backends
 
 _MAX_CALLS_PER_REPEAT = 2000
@@ -55,21 +57,17 @@ def stats(seconds):
     }
 
 
-def step_timer():
-    """A Keras callback recording each training step's seconds in its
-    `seconds` list; reading the loss waits for the step to finish."""
-    import keras
+class StepTimer(keras.callbacks.Callback):
+    """Records each training step's seconds in `seconds`; reading the loss
+    waits for the step to finish."""
 
-    class StepTimer(keras.callbacks.Callback):
-        def __init__(self):
-            super().__init__()
-            self.seconds = []
+    def __init__(self):
+        super().__init__()
+        self.seconds = []
 
-        def on_train_batch_begin(self, batch, logs=None):
-            self._start = time.perf_counter()
+    def on_train_batch_begin(self, batch, logs=None):
+        self._start = time.perf_counter()
 
-        def on_train_batch_end(self, batch, logs=None):
-            float(logs["loss"])
-            self.seconds.append(time.perf_counter() - self._start)
-
-    return StepTimer()
+    def on_train_batch_end(self, batch, logs=None):
+        float(logs["loss"])
+        self.seconds.append(time.perf_counter() - self._start)

@@ -143,7 +143,7 @@ def measure(spec):
     layer, feed = LAYERS[spec["layer"]](spec["vocab"], DIM, budget)
     model = _model(layer, feed)
     train, test = _inputs(data, feed, "train"), _inputs(data, feed, "test")
-    timer = timing.step_timer()
+    timer = timing.StepTimer()
     model.fit(
         train,
         data["train_y"],

@@ -118,7 +118,7 @@ def batches(vocab, batch, steps):
 
 def fit(model, x, y, batch, steps):
     """Seconds per step of a `fit` call of `steps` steps, but the first."""
-    timer = timing.step_timer()
+    timer = timing.StepTimer()
     model.fit(
         x,
         y,
