@@ -133,9 +133,7 @@ def is_traced(x):
         # Only eager tensors have values to read.
         return not hasattr(x, "numpy")
     if backend == "torch":
-        # Keras has imported torch as its backend; nothing is imported.
-        torch = sys.modules["torch"]
-        return torch.compiler.is_compiling() or x.device.type == "meta"
+        return _torch_is_tracing(x)
     if backend == "jax":
         try:
             x.devices()
@@ -146,21 +144,26 @@ def is_traced(x):
     return concrete_value(x) is None
 
 
+def _torch_is_tracing(x):
+    """Whether torch.compile is tracing, or `x` is a shape-only (meta)
+    tensor. Keras has already imported torch as its backend; nothing is
+    imported here."""
+    torch = sys.modules["torch"]
+    return torch.compiler.is_compiling() or x.device.type == "meta"
+
+
 def _in_host_memory(ids):
     """Whether eager `ids` live on the CPU, where reading them is (nearly)
     free: there NumPy's min/max beat `keras.ops` reductions, which cost
     0.1x-8x the lookup on CPU (JAX waits for all queued work, torch's int
-    min/max are slow; benchmarks/, issue 10)."""
+    min/max are slow; benchmarks/, issue 10). Traced ids never get here
+    (`check_ids` asks `is_traced` first)."""
     backend = keras.backend.backend()
-    try:
-        if backend == "torch":
-            return ids.device.type == "cpu"
-        if backend == "jax":
-            return all(d.platform == "cpu" for d in ids.devices())
-        return "CPU" in ids.device
-    except Exception:
-        # Tracers have no device: the device path handles them.
-        return False
+    if backend == "torch":
+        return ids.device.type == "cpu"
+    if backend == "jax":
+        return all(d.platform == "cpu" for d in ids.devices())
+    return "CPU" in ids.device
 
 
 def _host_ids_are_valid(values, input_dim):
@@ -233,13 +236,10 @@ def concrete_value(x):
 
     Keras has no public "am I traced" flag, so the value is read and a
     tracer's refusal is the answer. torch.compile would instead split its
-    graph at the read, so there the compiler's own flag is asked: Keras has
-    already imported torch as its backend, nothing is imported here.
+    graph at the read, so there the compiler's own flag is asked.
     """
-    if keras.backend.backend() == "torch":
-        torch = sys.modules["torch"]
-        if torch.compiler.is_compiling() or x.device.type == "meta":
-            return None
+    if keras.backend.backend() == "torch" and _torch_is_tracing(x):
+        return None
     try:
         return ops.convert_to_numpy(x)
     except (NotImplementedError, TypeError):

@@ -501,7 +501,8 @@ class Embedding(keras.layers.Layer):
         positions read row 0 and `where` sends it no gradient."""
         if keep is None:
             return self._storage.rows(ops.cast(ids, self.index_dtype))
-        if keras.backend.backend() == "tensorflow" and _many(ids, self):
+        tensorflow = keras.backend.backend() == "tensorflow"
+        if tensorflow and _many(ids, self.output_dim):
             # TF graphs without XLA run the output-sized `where` as its own
             # pass: skipping it when every id is valid measured 0.78x the
             # time at 512x10 ids of dim 16 and 0.23x at 4096x50 (tf.function,
@@ -762,10 +763,10 @@ class Embedding(keras.layers.Layer):
         return config
 
 
-def _many(ids, layer):
+def _many(ids, output_dim):
     """Whether a lookup of `ids` reads more than 2**15 output values (or an
     unknown number), where skipping the masking pass pays (`_read_rows`)."""
-    size = layer.output_dim
+    size = output_dim
     for dim in ids.shape:
         if dim is None:
             return True
